@@ -1,0 +1,8 @@
+// Mirrors Python's asyncio package: include this to get everything.
+#pragma once
+
+#include "asyncio/exceptions.hpp"
+#include "asyncio/events.hpp"
+#include "asyncio/futures.hpp"
+#include "asyncio/tasks.hpp"
+#include "asyncio/runners.hpp"

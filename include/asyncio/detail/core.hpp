@@ -1,0 +1,190 @@
+// Internal: the state shared by futures and tasks, and the task driver.
+//
+// States and who may touch what (all on the loop's thread):
+// - FutureBase is the result slot of both Future<T> and Task<T>: a state
+//   (pending/cancelled/finished), an exception, the done-callback list and a
+//   reference count. Handles (Future<T>, Task<T>, AnyTask) hold references; a
+//   pending task also holds one for the loop ("the loop keeps a scheduled task
+//   alive"), dropped when the task finishes.
+// - TaskBase extends it with the task driver. A task is one allocation: every
+//   coroutine frame's promise is a TaskBase, the root frame's one is the task.
+//   A nested coroutine (`co_await child()`) only uses `task_` (its root) and
+//   `continuation_` (its parent).
+// - Resumption never nests: awaiters store the next coroutine to run in
+//   `task->next_` and suspend; TaskBase::step() is a trampoline that resumes
+//   `next_` until it is empty. Deep chains of nested coroutines and long runs
+//   of synchronous completions therefore use constant stack, with or without
+//   symmetric transfer being a tail call (-O0, ASan).
+// - A suspended task's `waiter_` says how to interrupt what it waits on
+//   (Python's `_fut_waiter`). Whoever wakes the task clears it first, so a
+//   cancel() that arrives after the wake-up but before the step sets
+//   `must_cancel_`, exactly as CPython does.
+#pragma once
+
+#include <coroutine>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "asyncio/detail/callback.hpp"
+#include "asyncio/exceptions.hpp"
+
+namespace asyncio {
+class EventLoop;
+}
+
+namespace asyncio::detail {
+
+struct FutureBase;
+struct TaskBase;
+
+/// Allocation of coroutine frames: per-thread free lists by size class.
+void* frame_alloc(std::size_t n);
+void frame_free(void* p, std::size_t n) noexcept;
+
+/// A done-callback registration. Awaiters embed one (no allocation);
+/// add_done_callback() allocates one that owns the user's callable.
+struct DoneNode {
+    DoneNode* next = nullptr;
+    /// Called at completion (or at once if added to a done future): must
+    /// only schedule work through the loop, never run user code.
+    void (*on_done)(DoneNode* self, FutureBase* fut) = nullptr;
+    /// For user callbacks: does this node hold a callable equal to *key of type `type`?
+    bool (*matches)(const DoneNode* self, const void* type, const void* key) = nullptr;
+    /// For user callbacks: run the callable, then free the node.
+    void (*run)(DoneNode* self, FutureBase* fut) = nullptr;
+    void (*dispose)(DoneNode* self) noexcept = nullptr;
+};
+
+/// How to interrupt a suspended task (see the note at the top).
+struct Waiter {
+    /// Python's `_fut_waiter.cancel(msg)`: returns true if the wait was
+    /// interrupted (the task will be woken and see CancelledError, or the
+    /// result of a task that swallowed the cancellation).
+    bool (*cancel)(Waiter* self, TaskBase* task, const std::string* msg) = nullptr;
+};
+
+struct FutureExtra {
+    std::string name;
+    std::string cancel_msg;
+    bool has_name = false;
+};
+
+struct FutureBase {
+    enum class State : std::uint8_t { kPending, kCancelled, kFinished };
+
+    EventLoop* loop_ = nullptr;
+    // The loop's registry of live futures and tasks (intrusive, doubly linked).
+    FutureBase* reg_prev_ = nullptr;
+    FutureBase* reg_next_ = nullptr;
+    DoneNode* cb_head_ = nullptr;
+    DoneNode* cb_tail_ = nullptr;
+    std::exception_ptr exception_;
+    std::unique_ptr<FutureExtra> extra_;
+    void (*destroy_)(FutureBase*) noexcept = nullptr;
+    std::uint32_t refs_ = 0;
+    State state_ = State::kPending;
+    bool log_traceback_ = false;  // an exception nobody has looked at yet
+    bool is_task_ = false;
+    bool registered_ = false;
+
+    bool done() const noexcept { return state_ != State::kPending; }
+    bool cancelled() const noexcept { return state_ == State::kCancelled; }
+
+    void add_ref() noexcept { ++refs_; }
+    void release() noexcept {
+        if (--refs_ == 0) destroy();
+    }
+    void destroy() noexcept;
+
+    FutureExtra& extra() {
+        if (!extra_) extra_ = std::make_unique<FutureExtra>();
+        return *extra_;
+    }
+    std::string cancel_message() const { return extra_ ? extra_->cancel_msg : std::string(); }
+
+    EventLoop& loop() const;  // RuntimeError once the loop is gone
+
+    void add_node(DoneNode* n);
+    /// Unlink n if it is still registered; true if it was.
+    bool remove_node(DoneNode* n) noexcept;
+    std::size_t remove_matching(const void* type, const void* key);
+    /// Complete: detach every node in order and let each schedule itself.
+    void schedule_callbacks() noexcept;
+
+    /// Future.cancel() or Task.cancel(), whichever this is.
+    bool cancel(const std::string* msg);
+    bool future_cancel(const std::string* msg);
+
+    /// Python's Future.exception()/result() preamble: raises CancelledError
+    /// or InvalidStateError, marks the exception retrieved, returns it.
+    std::exception_ptr checked_exception(const char* what_not_set);
+    [[noreturn]] void throw_cancelled() const;
+
+    /// Future.set_exception()/set_result() preamble.
+    void check_settable() const;
+    void finish_with(std::exception_ptr e);  // state + callbacks (e may be null)
+
+    std::string repr() const;
+};
+
+struct TaskBase : FutureBase {
+    std::coroutine_handle<> resume_point_;  // where the next step resumes
+    std::coroutine_handle<> next_;          // trampoline: next coroutine in this step
+    std::coroutine_handle<> continuation_;  // nested coroutine: the parent to resume
+    TaskBase* task_ = nullptr;              // the root (the task) this frame runs in
+    Waiter* waiter_ = nullptr;              // what a suspended task waits on, if interruptible
+    std::uint64_t id_ = 0;                  // Task-<id>
+    std::uint32_t num_cancels_requested_ = 0;
+    bool must_cancel_ = false;
+    bool throw_cancel_ = false;  // the awaiter being resumed raises CancelledError
+    bool started_ = false;
+    bool step_scheduled_ = false;
+
+    /// Put this task's next step on the loop's ready queue.
+    void schedule_step();
+    static void step_thunk(void* self);
+    void step();
+    /// Called at the root coroutine's final suspend.
+    void finish() noexcept;
+
+    bool task_cancel(const std::string* msg);
+    int uncancel() noexcept;
+
+    /// In await_resume of every task-level awaiter: raise the pending CancelledError.
+    void check_cancel() {
+        if (throw_cancel_) raise_cancel();
+    }
+    [[noreturn]] void raise_cancel();
+    /// Wake from a wait that cancel() interrupted: the awaiter will raise.
+    void wake_cancelled(const std::string* msg);
+
+    /// Suspend the running coroutine h of this task until woken.
+    void suspend_on(std::coroutine_handle<> h, Waiter* w) noexcept {
+        resume_point_ = h;
+        waiter_ = w;
+    }
+    /// Wake a suspended task (the thing it waited on is done).
+    void wake() {
+        waiter_ = nullptr;
+        schedule_step();
+    }
+
+    std::string get_name() const;
+    void set_name(std::string name);
+};
+
+inline void FutureBase::destroy() noexcept { destroy_(this); }
+
+/// The task currently running on this thread's running loop (null if none).
+TaskBase* current_task_base() noexcept;
+/// This thread's running loop or RuntimeError("no running event loop").
+EventLoop& running_loop();
+EventLoop* running_loop_or_null() noexcept;
+
+/// Report a coroutine destroyed without ever running (debug mode).
+void report_never_awaited() noexcept;
+
+}  // namespace asyncio::detail

@@ -1,0 +1,374 @@
+// Internal: the event loop class (public through <asyncio/events.hpp>).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+#include "asyncio/detail/callback.hpp"
+#include "asyncio/detail/core.hpp"
+#include "asyncio/exceptions.hpp"
+
+namespace asyncio {
+
+template <class T> class Coro;
+template <class T> class Task;
+template <class T> class Future;
+
+namespace detail {
+template <class Rep, class Period>
+double to_seconds(std::chrono::duration<Rep, Period> d) {
+    return std::chrono::duration<double>(d).count();
+}
+inline double to_seconds(double s) { return s; }
+
+// Ready queue: a ring of callbacks addressed by absolute position, so that a
+// Handle can cancel its entry in O(1) until it runs. Grows by doubling; never
+// allocates in the steady state.
+class ReadyQueue {
+public:
+    ReadyQueue();
+    ~ReadyQueue();
+    ReadyQueue(const ReadyQueue&) = delete;
+    ReadyQueue& operator=(const ReadyQueue&) = delete;
+
+    std::uint64_t push(Callback&& cb) {
+        if (tail_ - head_ == cap_) grow();
+        std::uint64_t pos = tail_++;
+        ::new (static_cast<void*>(&buf_[pos & (cap_ - 1)])) Callback(std::move(cb));
+        return pos;
+    }
+    Callback pop() {
+        Callback& slot = buf_[head_++ & (cap_ - 1)];
+        Callback out(std::move(slot));
+        slot.~Callback();
+        return out;
+    }
+    std::size_t size() const noexcept { return static_cast<std::size_t>(tail_ - head_); }
+    bool empty() const noexcept { return head_ == tail_; }
+    bool cancel(std::uint64_t pos) noexcept;
+    bool pending(std::uint64_t pos) const noexcept;
+    void clear() noexcept;
+
+private:
+    void grow();
+    Callback* buf_ = nullptr;
+    std::uint64_t cap_ = 0;
+    std::uint64_t head_ = 0;
+    std::uint64_t tail_ = 0;
+};
+
+struct FdEntry;
+struct IoWaiter;
+}  // namespace detail
+
+/// A callback scheduled by call_soon() (Python's asyncio.Handle).
+///
+/// A value handle: cancelled() reports cancel() calls made through this
+/// object or its copies made after the call. It must not outlive its loop.
+class Handle {
+public:
+    Handle() = default;
+    /// Cancel the callback if it has not run yet; no effect otherwise.
+    void cancel();
+    bool cancelled() const noexcept { return cancelled_; }
+
+private:
+    friend class EventLoop;
+    Handle(EventLoop* loop, std::uint64_t pos) : loop_(loop), pos_(pos) {}
+    EventLoop* loop_ = nullptr;
+    std::uint64_t pos_ = 0;
+    bool cancelled_ = false;
+};
+
+/// A callback scheduled by call_later()/call_at() (asyncio.TimerHandle).
+class TimerHandle {
+public:
+    TimerHandle() = default;
+    /// Cancel the timer if it has not run yet; no effect otherwise.
+    void cancel();
+    /// Like cancel(); true if this call stopped a timer that had not run yet (an extension).
+    bool try_cancel();
+    bool cancelled() const noexcept { return cancelled_; }
+    /// The scheduled time, in loop time (seconds, as EventLoop::time()).
+    double when() const noexcept { return when_; }
+
+private:
+    friend class EventLoop;
+    TimerHandle(EventLoop* loop, std::uint32_t slot, std::uint32_t gen, double when)
+        : loop_(loop), slot_(slot), gen_(gen), when_(when) {}
+    EventLoop* loop_ = nullptr;
+    std::uint32_t slot_ = 0;
+    std::uint32_t gen_ = 0;
+    double when_ = 0;
+    bool cancelled_ = false;
+};
+
+/// What the loop's exception handler receives (Python's context dict).
+struct ExceptionContext {
+    /// Python's wording, e.g. "Task exception was never retrieved".
+    std::string message;
+    /// The exception, may be null.
+    std::exception_ptr exception;
+    /// The task or future concerned, as Python prints it ("<Task ... name='Task-1'>"); may be empty.
+    std::string task;
+};
+
+/// An awaitable that completes when a file descriptor is readable or writable.
+///
+/// Raises: CancelledError if the task is cancelled while waiting.
+/// Cancellation: safe, nothing is consumed; the interest is withdrawn.
+class FdReady;
+
+/// Python's asyncio event loop: one per thread, epoll underneath (Linux only).
+///
+/// Thread: every member is loop-thread only except call_soon_threadsafe() and
+/// time(), as in Python. In debug mode a scheduling call from another thread
+/// raises RuntimeError.
+class EventLoop {
+public:
+    EventLoop();
+    ~EventLoop();
+    EventLoop(const EventLoop&) = delete;
+    EventLoop& operator=(const EventLoop&) = delete;
+
+    // ---- callbacks -------------------------------------------------------
+    /// Schedule f() to run on the next iteration (FIFO).
+    template <class F>
+    Handle call_soon(F&& f) {
+        check_callable_use();
+        return Handle(this, ready_.push(detail::Callback(std::forward<F>(f))));
+    }
+    /// Schedule f() after `delay` (seconds as double, or a std::chrono duration).
+    template <class D, class F>
+    TimerHandle call_later(D delay, F&& f) {
+        double d = detail::to_seconds(delay);
+        return call_at(time() + (d > 0 ? d : 0.0), std::forward<F>(f));
+    }
+    /// Schedule f() at loop time `when` (as time()); equal times fire FIFO.
+    template <class F>
+    TimerHandle call_at(double when, F&& f) {
+        check_callable_use();
+        return add_timer(when, detail::Callback(std::forward<F>(f)));
+    }
+    /// Schedule f() from any thread; wakes the loop if it is waiting.
+    ///
+    /// Thread: safe from any thread. Raises RuntimeError once the loop is closed.
+    template <class F>
+    void call_soon_threadsafe(F&& f) {
+        push_threadsafe(detail::Callback(std::forward<F>(f)));
+    }
+    /// Monotonic time in seconds (Python's loop.time()).
+    double time() const noexcept;
+
+    // ---- running ---------------------------------------------------------
+    /// Run until the coroutine, task or future is done; return its result or rethrow.
+    template <class T> T run_until_complete(Coro<T> coro);
+    template <class T> T run_until_complete(Task<T> task);
+    template <class T> T run_until_complete(Future<T> fut);
+    /// Run until stop() is called.
+    void run_forever();
+    /// Stop after the current iteration.
+    void stop() noexcept { stopping_ = true; }
+    /// Close the loop: pending callbacks are dropped. RuntimeError if running.
+    void close();
+    bool is_running() const noexcept { return running_; }
+    bool is_closed() const noexcept { return closed_; }
+
+    // ---- debug and errors ----------------------------------------------
+    bool get_debug() const noexcept { return debug_; }
+    void set_debug(bool enabled) noexcept { debug_ = enabled; }
+    /// Python's loop.slow_callback_duration (seconds; default 0.1).
+    double slow_callback_duration() const noexcept { return slow_callback_duration_; }
+    void slow_callback_duration(double seconds) noexcept { slow_callback_duration_ = seconds; }
+    void set_slow_callback_duration(double seconds) noexcept { slow_callback_duration_ = seconds; }
+
+    using ExceptionHandler = std::function<void(EventLoop&, const ExceptionContext&)>;
+    /// Install f as the handler for unhandled errors (nullptr: the default one).
+    void set_exception_handler(ExceptionHandler f) { handler_ = std::move(f); }
+    const ExceptionHandler& get_exception_handler() const noexcept { return handler_; }
+    /// Route ctx to the installed handler, or the default one.
+    void call_exception_handler(const ExceptionContext& ctx) noexcept;
+    /// Write ctx to stderr (the default handler).
+    void default_exception_handler(const ExceptionContext& ctx) noexcept;
+
+    // ---- file descriptors --------------------------------------------
+    /// Call f() whenever fd is readable (level-triggered), until remove_reader(fd).
+    template <class F>
+    void add_reader(int fd, F&& f) {
+        set_fd_callback(fd, true, detail::Callback(std::forward<F>(f)));
+    }
+    /// Stop watching fd for reading; true if a reader was registered.
+    bool remove_reader(int fd);
+    template <class F>
+    void add_writer(int fd, F&& f) {
+        set_fd_callback(fd, false, detail::Callback(std::forward<F>(f)));
+    }
+    bool remove_writer(int fd);
+    /// co_await loop.wait_readable(fd): suspend until fd is readable (an extension).
+    FdReady wait_readable(int fd);
+    /// co_await loop.wait_writable(fd): suspend until fd is writable (an extension).
+    FdReady wait_writable(int fd);
+
+    // ---- tasks and futures ---------------------------------------------
+    /// Schedule the coroutine as a Task (Python's loop.create_task).
+    template <class T> Task<T> create_task(Coro<T> coro);
+    template <class T> Task<T> create_task(Coro<T> coro, std::string name);
+    /// A new pending Future bound to this loop.
+    template <class T = void> Future<T> create_future();
+
+    // ---- internals used by the library's own templates ------------------
+    void push_ready(detail::Callback&& cb) { ready_.push(std::move(cb)); }
+    void register_future(detail::FutureBase* f) noexcept;
+    void unregister_future(detail::FutureBase* f) noexcept;
+    detail::TaskBase* current_task_base() const noexcept { return current_task_; }
+    void set_current_task(detail::TaskBase* t) noexcept { current_task_ = t; }
+    bool cancel_timer(std::uint32_t slot, std::uint32_t gen) noexcept;
+    bool cancel_ready(std::uint64_t pos) noexcept { return ready_.cancel(pos); }
+    std::uint64_t next_task_id() noexcept { return ++task_counter_; }
+    /// Debug mode: RuntimeError if called from a thread other than the running loop's.
+    void check_thread() const;
+    void check_callable_use() const {
+        if (debug_) check_thread();
+    }
+    std::vector<detail::TaskBase*> pending_tasks() const;
+    void attach_io_waiter(detail::IoWaiter* w);
+    bool detach_io_waiter(detail::IoWaiter* w) noexcept;
+    /// Number of live timers (not cancelled), ready callbacks and watched fds.
+    std::size_t live_timer_count() const noexcept { return live_timers_; }
+    std::size_t ready_count() const noexcept { return ready_.size(); }
+    std::size_t watched_fd_count() const noexcept;
+    void note_slow_step(detail::TaskBase* t, double seconds) noexcept;
+    /// Run f when the loop closes (the default executor registers its shutdown here).
+    void add_close_hook(std::function<void()> f) { close_hooks_.push_back(std::move(f)); }
+    /// asyncio.run()'s shutdown: cancel every pending task, run until they are done.
+    void cancel_all_tasks();
+
+private:
+    friend class Handle;
+    friend class TimerHandle;
+    TimerHandle add_timer(double when, detail::Callback&& cb);
+    void push_threadsafe(detail::Callback&& cb);
+    void set_fd_callback(int fd, bool read, detail::Callback&& cb);
+    void update_interest(int fd, detail::FdEntry& e);
+    void run_once();
+    void process_timers(double now);
+    void drain_inbox();
+    void dispatch_fd(int fd, std::uint32_t events);
+    void run_timer_slot(std::uint32_t slot);
+    void rebuild_heap();
+    void teardown_tasks() noexcept;
+
+    struct TimerSlot {
+        detail::Callback cb;
+        double when = 0;
+        std::uint32_t gen = 0;
+        std::uint8_t state = 0;  // 0 free, 1 armed, 2 cancelled (still in the heap), 3 expired (in ready)
+    };
+    struct HeapItem {
+        double when;
+        std::uint64_t seq;
+        std::uint32_t slot;
+    };
+
+    detail::ReadyQueue ready_;
+    // Timer heap ordered by (deadline, seq): equal deadlines fire FIFO.
+    // Cancelled entries stay until they reach the top (lazy removal), or the
+    // heap is rebuilt when they are the majority; live_timers_ counts the
+    // entries not cancelled.
+    std::vector<HeapItem> heap_;
+    std::vector<TimerSlot> slots_;
+    std::vector<std::uint32_t> free_slots_;
+    std::uint64_t timer_seq_ = 0;
+    std::size_t live_timers_ = 0;
+    std::size_t cancelled_in_heap_ = 0;
+
+    std::vector<std::unique_ptr<detail::FdEntry>> fds_;
+    std::size_t watched_fds_ = 0;
+    int epfd_ = -1;
+    int wakefd_ = -1;
+
+    std::mutex inbox_mu_;
+    std::vector<detail::Callback> inbox_;
+    std::atomic<bool> inbox_nonempty_{false};
+    std::atomic<bool> wake_pending_{false};
+    std::atomic<bool> closed_flag_{false};
+
+    detail::FutureBase* registry_ = nullptr;  // live futures and tasks
+    detail::TaskBase* current_task_ = nullptr;
+    EventLoop* prev_running_ = nullptr;
+    std::atomic<std::thread::id> thread_id_{};
+    std::uint64_t task_counter_ = 0;
+    ExceptionHandler handler_;
+    std::vector<std::function<void()>> close_hooks_;
+    double slow_callback_duration_ = 0.1;
+    bool running_ = false;
+    bool stopping_ = false;
+    bool closed_ = false;
+    bool debug_ = false;
+    bool slow_reported_ = false;
+};
+
+/// The running loop of this thread. Raises RuntimeError("no running event loop").
+EventLoop& get_running_loop();
+/// A new event loop (Python's asyncio.new_event_loop()).
+std::unique_ptr<EventLoop> new_event_loop();
+
+namespace detail {
+struct IoWaiter : Waiter {
+    TaskBase* task = nullptr;
+    EventLoop* loop = nullptr;
+    int fd = -1;
+    bool read = true;
+    bool attached = false;
+    static bool on_cancel(Waiter* w, TaskBase* t, const std::string* msg);
+};
+}  // namespace detail
+
+class FdReady {
+public:
+    FdReady(EventLoop* loop, int fd, bool read) {
+        w_.loop = loop;
+        w_.fd = fd;
+        w_.read = read;
+        w_.cancel = &detail::IoWaiter::on_cancel;
+    }
+    FdReady(const FdReady&) = delete;
+    FdReady& operator=(const FdReady&) = delete;
+    FdReady(FdReady&& o) noexcept : w_(o.w_) { o.w_.attached = false; }
+    ~FdReady() {
+        if (w_.attached) w_.loop->detach_io_waiter(&w_);
+    }
+    bool await_ready() const noexcept { return false; }
+    template <class P>
+    void await_suspend(std::coroutine_handle<P> h) {
+        w_.task = h.promise().task_;
+        w_.loop->attach_io_waiter(&w_);
+        w_.task->suspend_on(h, &w_);
+    }
+    void await_resume() { w_.task->check_cancel(); }
+
+private:
+    detail::IoWaiter w_;
+};
+
+inline FdReady EventLoop::wait_readable(int fd) { return FdReady(this, fd, true); }
+inline FdReady EventLoop::wait_writable(int fd) { return FdReady(this, fd, false); }
+
+namespace detail {
+inline void TaskBase::schedule_step() {
+    step_scheduled_ = true;
+    loop_->push_ready(Callback(&TaskBase::step_thunk, this));
+}
+}  // namespace detail
+
+}  // namespace asyncio
+

@@ -1,0 +1,7 @@
+// Mirrors Python's asyncio.events: EventLoop, Handle, TimerHandle,
+// get_running_loop(), new_event_loop().
+#pragma once
+
+#include "asyncio/detail/loop.hpp"
+#include "asyncio/detail/future_impl.hpp"
+#include "asyncio/detail/task_impl.hpp"

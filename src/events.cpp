@@ -1,0 +1,788 @@
+// The event loop: ready queue, timer heap, epoll readiness, cross-thread inbox.
+//
+// One iteration (run_once) mirrors CPython's BaseEventLoop._run_once: wait
+// for I/O (not at all if callbacks are ready), queue the I/O callbacks and
+// the expired timers, then run exactly the callbacks that were ready at that
+// point; anything they schedule runs on the next iteration.
+#include "asyncio/events.hpp"
+
+#include <cxxabi.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <typeinfo>
+
+#include "asyncio/futures.hpp"
+#include "asyncio/tasks.hpp"
+
+namespace asyncio {
+
+namespace {
+thread_local EventLoop* t_running_loop = nullptr;
+constexpr std::uint64_t kWakeTag = ~std::uint64_t{0};
+
+[[noreturn]] void throw_os(const char* what) {
+    int err = errno;
+    throw OSError(err, what);
+}
+
+bool env_debug() {
+    const char* v = std::getenv("ASYNCIO_DEBUG");
+    return v && *v && std::strcmp(v, "0") != 0;
+}
+}  // namespace
+
+namespace detail {
+
+EventLoop* running_loop_or_null() noexcept { return t_running_loop; }
+
+EventLoop& running_loop() {
+    if (!t_running_loop) throw RuntimeError("no running event loop");
+    return *t_running_loop;
+}
+
+// ---- ReadyQueue ------------------------------------------------------------
+
+ReadyQueue::ReadyQueue() {
+    cap_ = 1024;
+    buf_ = static_cast<Callback*>(::operator new(sizeof(Callback) * cap_));
+}
+
+ReadyQueue::~ReadyQueue() {
+    clear();
+    ::operator delete(buf_);
+}
+
+void ReadyQueue::grow() {
+    std::uint64_t ncap = cap_ * 2;
+    auto* nbuf = static_cast<Callback*>(::operator new(sizeof(Callback) * ncap));
+    for (std::uint64_t p = head_; p != tail_; ++p) {
+        Callback& src = buf_[p & (cap_ - 1)];
+        ::new (static_cast<void*>(&nbuf[p & (ncap - 1)])) Callback(std::move(src));
+        src.~Callback();
+    }
+    ::operator delete(buf_);
+    buf_ = nbuf;
+    cap_ = ncap;
+}
+
+bool ReadyQueue::pending(std::uint64_t pos) const noexcept {
+    return pos >= head_ && pos < tail_ && static_cast<bool>(buf_[pos & (cap_ - 1)]);
+}
+
+bool ReadyQueue::cancel(std::uint64_t pos) noexcept {
+    if (!pending(pos)) return false;
+    buf_[pos & (cap_ - 1)].reset();
+    return true;
+}
+
+void ReadyQueue::clear() noexcept {
+    // Destroying a callback may release the last reference to a task, whose
+    // frame's destructors may push again: loop until empty.
+    while (head_ != tail_) {
+        Callback cb = pop();
+        cb.reset();
+    }
+}
+
+// One fd's watchers. Persistent callbacks are shared so that one can remove
+// itself while it runs; an IoWaiter is a task suspended in wait_readable/_writable.
+struct FdCallback {
+    Callback cb;
+    bool cancelled = false;
+};
+struct FdEntry {
+    std::shared_ptr<FdCallback> reader, writer;
+    IoWaiter* read_waiter = nullptr;
+    IoWaiter* write_waiter = nullptr;
+    std::uint32_t armed = 0;  // events registered with epoll (may lag: disarmed lazily)
+    bool in_epoll = false;
+    bool counted = false;
+    std::uint32_t wanted() const {
+        std::uint32_t ev = 0;
+        if (reader || read_waiter) ev |= EPOLLIN;
+        if (writer || write_waiter) ev |= EPOLLOUT;
+        return ev;
+    }
+};
+
+bool IoWaiter::on_cancel(Waiter* w, TaskBase* t, const std::string* msg) {
+    auto* self = static_cast<IoWaiter*>(w);
+    if (!self->attached) return false;
+    self->loop->detach_io_waiter(self);
+    t->wake_cancelled(msg);
+    return true;
+}
+
+}  // namespace detail
+
+using detail::Callback;
+using detail::FdEntry;
+
+EventLoop& get_running_loop() { return detail::running_loop(); }
+std::unique_ptr<EventLoop> new_event_loop() { return std::make_unique<EventLoop>(); }
+
+// ---- handles -----------------------------------------------------------------
+
+void Handle::cancel() {
+    if (cancelled_) return;
+    cancelled_ = true;
+    if (loop_) loop_->cancel_ready(pos_);
+}
+
+void TimerHandle::cancel() { try_cancel(); }
+
+bool TimerHandle::try_cancel() {
+    if (cancelled_) return false;
+    cancelled_ = true;
+    return loop_ && loop_->cancel_timer(slot_, gen_);
+}
+
+// ---- construction ------------------------------------------------------------
+
+EventLoop::EventLoop() {
+    epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
+    if (epfd_ < 0) throw_os("epoll_create1");
+    wakefd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (wakefd_ < 0) {
+        int err = errno;
+        ::close(epfd_);
+        throw OSError(err, "eventfd");
+    }
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = kWakeTag;
+    if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, wakefd_, &ev) < 0) {
+        int err = errno;
+        ::close(epfd_);
+        ::close(wakefd_);
+        throw OSError(err, "epoll_ctl(eventfd)");
+    }
+    debug_ = env_debug();
+    heap_.reserve(64);
+}
+
+EventLoop::~EventLoop() {
+    if (running_) {
+        std::fprintf(stderr, "asyncio: fatal: event loop destroyed while running\n");
+        std::abort();
+    }
+    if (!closed_) {
+        try {
+            close();
+        } catch (...) {
+        }
+    }
+    teardown_tasks();
+    ready_.clear();
+    slots_.clear();
+    heap_.clear();
+    fds_.clear();
+    if (epfd_ >= 0) ::close(epfd_);
+    if (wakefd_ >= 0) ::close(wakefd_);
+    epfd_ = wakefd_ = -1;
+}
+
+void EventLoop::teardown_tasks() noexcept {
+    // Pending tasks can never finish now: report them and drop the loop's
+    // reference. Then detach every future still referenced by user handles.
+    for (detail::TaskBase* t : pending_tasks()) {
+        ExceptionContext ctx;
+        ctx.message = "Task was destroyed but it is pending!";
+        try {
+            ctx.task = t->repr();
+        } catch (...) {
+        }
+        call_exception_handler(ctx);
+        unregister_future(t);
+        t->loop_ = nullptr;
+        t->release();
+    }
+    while (registry_) {
+        detail::FutureBase* f = registry_;
+        unregister_future(f);
+        f->loop_ = nullptr;
+    }
+}
+
+double EventLoop::time() const noexcept {
+    timespec ts;
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+void EventLoop::check_thread() const {
+    if (!debug_ || !running_) return;
+    if (thread_id_.load(std::memory_order_relaxed) != std::this_thread::get_id())
+        throw RuntimeError("Non-thread-safe operation invoked on an event loop other than the current one");
+}
+
+// ---- registry ------------------------------------------------------------------
+
+void EventLoop::register_future(detail::FutureBase* f) noexcept {
+    f->reg_prev_ = nullptr;
+    f->reg_next_ = registry_;
+    if (registry_) registry_->reg_prev_ = f;
+    registry_ = f;
+    f->registered_ = true;
+}
+
+void EventLoop::unregister_future(detail::FutureBase* f) noexcept {
+    if (!f->registered_) return;
+    if (f->reg_prev_)
+        f->reg_prev_->reg_next_ = f->reg_next_;
+    else
+        registry_ = f->reg_next_;
+    if (f->reg_next_) f->reg_next_->reg_prev_ = f->reg_prev_;
+    f->reg_prev_ = f->reg_next_ = nullptr;
+    f->registered_ = false;
+}
+
+std::vector<detail::TaskBase*> EventLoop::pending_tasks() const {
+    std::vector<detail::TaskBase*> out;
+    for (detail::FutureBase* f = registry_; f; f = f->reg_next_)
+        if (f->is_task_ && !f->done()) out.push_back(static_cast<detail::TaskBase*>(f));
+    std::reverse(out.begin(), out.end());  // creation order
+    return out;
+}
+
+// ---- timers ----------------------------------------------------------------------
+
+namespace {
+struct HeapLess {
+    template <class H>
+    bool operator()(const H& a, const H& b) const noexcept {  // max-heap comparator for a min-heap
+        if (a.when != b.when) return a.when > b.when;
+        return a.seq > b.seq;
+    }
+};
+}  // namespace
+
+TimerHandle EventLoop::add_timer(double when, Callback&& cb) {
+    if (closed_) throw RuntimeError("Event loop is closed");
+    if (std::isnan(when)) throw ValueError("timer deadline is NaN");
+    std::uint32_t slot;
+    if (!free_slots_.empty()) {
+        slot = free_slots_.back();
+        free_slots_.pop_back();
+    } else {
+        slot = static_cast<std::uint32_t>(slots_.size());
+        slots_.emplace_back();
+    }
+    TimerSlot& s = slots_[slot];
+    s.cb = std::move(cb);
+    s.when = when;
+    s.state = 1;
+    heap_.push_back(HeapItem{when, timer_seq_++, slot});
+    std::push_heap(heap_.begin(), heap_.end(), HeapLess{});
+    ++live_timers_;
+    return TimerHandle(this, slot, s.gen, when);
+}
+
+bool EventLoop::cancel_timer(std::uint32_t slot, std::uint32_t gen) noexcept {
+    if (slot >= slots_.size()) return false;
+    TimerSlot& s = slots_[slot];
+    if (s.gen != gen) return false;
+    if (s.state == 1) {
+        s.state = 2;
+        s.cb.reset();
+        --live_timers_;
+        ++cancelled_in_heap_;
+        if (cancelled_in_heap_ > 100 && cancelled_in_heap_ * 2 > heap_.size()) rebuild_heap();
+        return true;
+    }
+    if (s.state == 3) {  // expired, waiting in the ready queue
+        s.state = 2;
+        s.cb.reset();
+        return true;
+    }
+    return false;
+}
+
+void EventLoop::rebuild_heap() {
+    // Like CPython: drop cancelled timers once they are the majority.
+    std::size_t j = 0;
+    for (std::size_t i = 0; i < heap_.size(); ++i) {
+        TimerSlot& s = slots_[heap_[i].slot];
+        if (s.state == 2) {
+            s.state = 0;
+            ++s.gen;
+            free_slots_.push_back(heap_[i].slot);
+        } else {
+            heap_[j++] = heap_[i];
+        }
+    }
+    heap_.resize(j);
+    std::make_heap(heap_.begin(), heap_.end(), HeapLess{});
+    cancelled_in_heap_ = 0;
+}
+
+void EventLoop::process_timers(double now) {
+    const double end = now + 1e-9;  // clock resolution
+    while (!heap_.empty() && heap_.front().when <= end) {
+        std::pop_heap(heap_.begin(), heap_.end(), HeapLess{});
+        std::uint32_t slot = heap_.back().slot;
+        heap_.pop_back();
+        TimerSlot& s = slots_[slot];
+        if (s.state == 2) {  // cancelled: free it now
+            --cancelled_in_heap_;
+            s.state = 0;
+            ++s.gen;
+            free_slots_.push_back(slot);
+            continue;
+        }
+        s.state = 3;
+        --live_timers_;
+        struct Run {
+            EventLoop* loop;
+            std::uint32_t slot;
+            void operator()() const { loop->run_timer_slot(slot); }
+        };
+        ready_.push(Callback(Run{this, slot}));
+    }
+}
+
+void EventLoop::run_timer_slot(std::uint32_t slot) {
+    TimerSlot& s = slots_[slot];
+    Callback cb = std::move(s.cb);
+    bool run = s.state == 3;
+    s.state = 0;
+    ++s.gen;
+    free_slots_.push_back(slot);
+    if (run && cb) cb();
+}
+
+// ---- cross-thread inbox ----------------------------------------------------------
+
+void EventLoop::push_threadsafe(Callback&& cb) {
+    if (closed_flag_.load(std::memory_order_acquire)) throw RuntimeError("Event loop is closed");
+    {
+        std::lock_guard<std::mutex> lk(inbox_mu_);
+        inbox_.push_back(std::move(cb));
+        inbox_nonempty_.store(true, std::memory_order_release);
+    }
+    if (!wake_pending_.exchange(true, std::memory_order_acq_rel)) {
+        std::uint64_t one = 1;
+        ssize_t r = ::write(wakefd_, &one, sizeof one);
+        (void)r;  // EAGAIN means the counter is already non-zero: the loop wakes anyway
+    }
+}
+
+void EventLoop::drain_inbox() {
+    if (!inbox_nonempty_.load(std::memory_order_acquire)) return;
+    std::vector<Callback> batch;
+    {
+        std::lock_guard<std::mutex> lk(inbox_mu_);
+        batch.swap(inbox_);
+        inbox_nonempty_.store(false, std::memory_order_release);
+    }
+    for (auto& cb : batch) ready_.push(std::move(cb));
+}
+
+// ---- file descriptors -------------------------------------------------------------
+
+void EventLoop::update_interest(int fd, FdEntry& e) {
+    std::uint32_t want = e.wanted();
+    bool counted = want != 0;
+    if (counted != e.counted) {
+        watched_fds_ += counted ? 1 : std::size_t(-1);
+        e.counted = counted;
+    }
+    // Arm eagerly, disarm lazily: a socket read in a loop keeps its EPOLLIN
+    // registration between waits, so the steady state makes no epoll_ctl.
+    if ((e.armed | want) == e.armed) return;
+    epoll_event ev{};
+    ev.events = e.armed | want;
+    ev.data.u64 = static_cast<std::uint64_t>(fd);
+    int op = e.in_epoll ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    int r = ::epoll_ctl(epfd_, op, fd, &ev);
+    if (r < 0 && errno == ENOENT && op == EPOLL_CTL_MOD) r = ::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev);
+    if (r < 0 && errno == EEXIST && op == EPOLL_CTL_ADD) r = ::epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev);
+    if (r < 0) throw_os(("epoll_ctl(fd " + std::to_string(fd) + ")").c_str());
+    e.in_epoll = true;
+    e.armed = ev.events;
+}
+
+namespace {
+FdEntry& entry_for(std::vector<std::unique_ptr<FdEntry>>& fds, int fd) {
+    if (fd < 0) throw ValueError("invalid file descriptor: " + std::to_string(fd));
+    if (static_cast<std::size_t>(fd) >= fds.size()) fds.resize(static_cast<std::size_t>(fd) + 1);
+    if (!fds[fd]) fds[fd] = std::make_unique<FdEntry>();
+    return *fds[fd];
+}
+}  // namespace
+
+void EventLoop::set_fd_callback(int fd, bool read, Callback&& cb) {
+    check_callable_use();
+    if (closed_) throw RuntimeError("Event loop is closed");
+    FdEntry& e = entry_for(fds_, fd);
+    auto& slot = read ? e.reader : e.writer;
+    if (slot) slot->cancelled = true;
+    auto prev = std::move(slot);
+    slot = std::make_shared<detail::FdCallback>();
+    slot->cb = std::move(cb);
+    try {
+        update_interest(fd, e);
+    } catch (...) {
+        slot = std::move(prev);
+        if (slot) slot->cancelled = false;
+        throw;
+    }
+}
+
+bool EventLoop::remove_reader(int fd) {
+    check_callable_use();
+    if (fd < 0 || static_cast<std::size_t>(fd) >= fds_.size() || !fds_[fd] || !fds_[fd]->reader) return false;
+    FdEntry& e = *fds_[fd];
+    e.reader->cancelled = true;
+    e.reader.reset();
+    update_interest(fd, e);
+    return true;
+}
+
+bool EventLoop::remove_writer(int fd) {
+    check_callable_use();
+    if (fd < 0 || static_cast<std::size_t>(fd) >= fds_.size() || !fds_[fd] || !fds_[fd]->writer) return false;
+    FdEntry& e = *fds_[fd];
+    e.writer->cancelled = true;
+    e.writer.reset();
+    update_interest(fd, e);
+    return true;
+}
+
+void EventLoop::attach_io_waiter(detail::IoWaiter* w) {
+    if (closed_) throw RuntimeError("Event loop is closed");
+    FdEntry& e = entry_for(fds_, w->fd);
+    detail::IoWaiter*& slot = w->read ? e.read_waiter : e.write_waiter;
+    if (slot)
+        throw RuntimeError("another task is already waiting for fd " + std::to_string(w->fd) + " to become " +
+                           (w->read ? "readable" : "writable"));
+    slot = w;
+    try {
+        update_interest(w->fd, e);
+    } catch (...) {
+        slot = nullptr;
+        throw;
+    }
+    w->attached = true;
+}
+
+bool EventLoop::detach_io_waiter(detail::IoWaiter* w) noexcept {
+    if (!w->attached) return false;
+    w->attached = false;
+    if (static_cast<std::size_t>(w->fd) >= fds_.size() || !fds_[w->fd]) return false;
+    FdEntry& e = *fds_[w->fd];
+    detail::IoWaiter*& slot = w->read ? e.read_waiter : e.write_waiter;
+    if (slot != w) return false;
+    slot = nullptr;
+    std::uint32_t want = e.wanted();
+    bool counted = want != 0;
+    if (counted != e.counted) {
+        watched_fds_ += counted ? 1 : std::size_t(-1);
+        e.counted = counted;
+    }
+    return true;
+}
+
+std::size_t EventLoop::watched_fd_count() const noexcept { return watched_fds_; }
+
+void EventLoop::dispatch_fd(int fd, std::uint32_t events) {
+    if (static_cast<std::size_t>(fd) >= fds_.size() || !fds_[fd]) return;
+    FdEntry& e = *fds_[fd];
+    const bool err = events & (EPOLLERR | EPOLLHUP);
+    const bool readable = err || (events & (EPOLLIN | EPOLLRDHUP | EPOLLPRI));
+    const bool writable = err || (events & EPOLLOUT);
+    if (readable) {
+        if (detail::IoWaiter* w = e.read_waiter) {
+            e.read_waiter = nullptr;
+            w->attached = false;
+            w->task->wake();
+        }
+        if (e.reader) {
+            struct Run {
+                std::shared_ptr<detail::FdCallback> cb;
+                void operator()() const {
+                    if (!cb->cancelled) cb->cb();
+                }
+            };
+            ready_.push(Callback(Run{e.reader}));
+        }
+    }
+    if (writable) {
+        if (detail::IoWaiter* w = e.write_waiter) {
+            e.write_waiter = nullptr;
+            w->attached = false;
+            w->task->wake();
+        }
+        if (e.writer) {
+            struct Run {
+                std::shared_ptr<detail::FdCallback> cb;
+                void operator()() const {
+                    if (!cb->cancelled) cb->cb();
+                }
+            };
+            ready_.push(Callback(Run{e.writer}));
+        }
+    }
+    // Lazy disarm: an event nobody wants any more drops the registration.
+    std::uint32_t want = e.wanted();
+    if (want != e.armed) {
+        bool counted = want != 0;
+        if (counted != e.counted) {
+            watched_fds_ += counted ? 1 : std::size_t(-1);
+            e.counted = counted;
+        }
+        if ((events & (EPOLLIN | EPOLLOUT)) & ~want || err) {
+            if (want == 0) {
+                ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
+                e.in_epoll = false;
+                e.armed = 0;
+            } else {
+                epoll_event ev{};
+                ev.events = want;
+                ev.data.u64 = static_cast<std::uint64_t>(fd);
+                if (::epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) == 0) e.armed = want;
+            }
+        }
+    }
+}
+
+// ---- running ---------------------------------------------------------------------
+
+void EventLoop::run_forever() {
+    if (closed_) throw RuntimeError("Event loop is closed");
+    if (running_) throw RuntimeError("This event loop is already running");
+    if (t_running_loop) throw RuntimeError("Cannot run the event loop while another loop is running");
+    running_ = true;
+    stopping_ = false;
+    thread_id_.store(std::this_thread::get_id(), std::memory_order_relaxed);
+    t_running_loop = this;
+    struct Reset {
+        EventLoop* l;
+        ~Reset() {
+            l->running_ = false;
+            l->stopping_ = false;
+            l->thread_id_.store(std::thread::id(), std::memory_order_relaxed);
+            t_running_loop = nullptr;
+        }
+    } reset{this};
+    for (;;) {
+        run_once();
+        if (stopping_) break;
+    }
+}
+
+void EventLoop::run_once() {
+    // Drop cancelled timers at the top so they do not shorten the wait.
+    while (!heap_.empty() && slots_[heap_.front().slot].state == 2) {
+        std::pop_heap(heap_.begin(), heap_.end(), HeapLess{});
+        std::uint32_t slot = heap_.back().slot;
+        heap_.pop_back();
+        --cancelled_in_heap_;
+        slots_[slot].state = 0;
+        ++slots_[slot].gen;
+        free_slots_.push_back(slot);
+    }
+    int timeout_ms = -1;
+    if (!ready_.empty() || stopping_ || inbox_nonempty_.load(std::memory_order_acquire)) {
+        timeout_ms = 0;
+    } else if (!heap_.empty()) {
+        double dt = heap_.front().when - time();
+        timeout_ms = dt <= 0 ? 0 : static_cast<int>(std::min(std::ceil(dt * 1000.0), 86400000.0));
+    }
+    epoll_event events[128];
+    int n = ::epoll_wait(epfd_, events, 128, timeout_ms);
+    if (n < 0 && errno != EINTR) throw_os("epoll_wait");
+    for (int i = 0; i < n; ++i) {
+        if (events[i].data.u64 == kWakeTag) {
+            std::uint64_t v;
+            while (::read(wakefd_, &v, sizeof v) > 0) {
+            }
+            wake_pending_.store(false, std::memory_order_release);
+            continue;
+        }
+        dispatch_fd(static_cast<int>(events[i].data.u64), events[i].events);
+    }
+    drain_inbox();
+    if (!heap_.empty()) process_timers(time());
+
+    // Run exactly the callbacks that are ready now.
+    std::size_t ntodo = ready_.size();
+    for (std::size_t i = 0; i < ntodo; ++i) {
+        Callback cb = ready_.pop();
+        if (!cb) continue;  // cancelled handle
+        try {
+            if (debug_) {
+                slow_reported_ = false;
+                double t0 = time();
+                cb();
+                double dt = time() - t0;
+                if (dt >= slow_callback_duration_ && !slow_reported_) {
+                    ExceptionContext ctx;
+                    char buf[64];
+                    std::snprintf(buf, sizeof buf, "%.3f", dt);
+                    ctx.message = std::string("Executing <Handle> took ") + buf + " seconds";
+                    call_exception_handler(ctx);
+                }
+            } else {
+                cb();
+            }
+        } catch (...) {
+            ExceptionContext ctx;
+            ctx.message = "Exception in callback";
+            ctx.exception = std::current_exception();
+            call_exception_handler(ctx);
+        }
+    }
+}
+
+void EventLoop::note_slow_step(detail::TaskBase* t, double seconds) noexcept {
+    slow_reported_ = true;
+    try {
+        ExceptionContext ctx;
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "%.3f", seconds);
+        ctx.task = t->repr();
+        ctx.message = "Executing " + ctx.task + " took " + buf + " seconds";
+        call_exception_handler(ctx);
+    } catch (...) {
+    }
+}
+
+void EventLoop::close() {
+    if (running_) throw RuntimeError("Cannot close a running event loop");
+    if (closed_) return;
+    auto hooks = std::move(close_hooks_);
+    for (auto& h : hooks) {
+        try {
+            h();
+        } catch (...) {
+            ExceptionContext ctx;
+            ctx.message = "Exception while closing the event loop";
+            ctx.exception = std::current_exception();
+            call_exception_handler(ctx);
+        }
+    }
+    closed_ = true;
+    closed_flag_.store(true, std::memory_order_release);
+    ready_.clear();
+    {
+        std::lock_guard<std::mutex> lk(inbox_mu_);
+        inbox_.clear();
+        inbox_nonempty_.store(false);
+    }
+    for (auto& s : slots_) {
+        s.cb.reset();
+        if (s.state != 0) {
+            s.state = 0;
+            ++s.gen;
+        }
+    }
+    heap_.clear();
+    free_slots_.clear();
+    for (std::uint32_t i = 0; i < slots_.size(); ++i) free_slots_.push_back(i);
+    live_timers_ = 0;
+    cancelled_in_heap_ = 0;
+    for (std::size_t fd = 0; fd < fds_.size(); ++fd) {
+        if (!fds_[fd]) continue;
+        if (fds_[fd]->in_epoll) ::epoll_ctl(epfd_, EPOLL_CTL_DEL, static_cast<int>(fd), nullptr);
+        fds_[fd]->reader.reset();
+        fds_[fd]->writer.reset();
+    }
+    watched_fds_ = 0;
+}
+
+void EventLoop::cancel_all_tasks() {
+    std::vector<AnyTask> tasks;
+    for (detail::TaskBase* t : pending_tasks()) tasks.push_back(AnyTask::from_base(t));
+    if (tasks.empty()) return;
+    for (auto& t : tasks) t.cancel();
+    struct CountNode : detail::DoneNode {
+        std::size_t* remaining;
+        EventLoop* loop;
+        static void stop_loop(void* l) { static_cast<EventLoop*>(l)->stop(); }
+        static void fire(detail::DoneNode* n, detail::FutureBase*) {
+            auto* self = static_cast<CountNode*>(n);
+            if (--*self->remaining == 0) self->loop->push_ready(Callback(&stop_loop, self->loop));
+        }
+    };
+    std::size_t remaining = tasks.size();
+    std::vector<CountNode> nodes(tasks.size());
+    for (std::size_t i = 0; i < tasks.size(); ++i) {
+        nodes[i].remaining = &remaining;
+        nodes[i].loop = this;
+        nodes[i].on_done = &CountNode::fire;
+        if (tasks[i].done())
+            --remaining;
+        else
+            tasks[i].raw()->add_node(&nodes[i]);
+    }
+    while (remaining > 0) run_forever();
+    for (auto& t : tasks) {
+        detail::FutureBase* f = t.raw();
+        if (f->cancelled() || !f->exception_) continue;
+        f->log_traceback_ = false;
+        ExceptionContext ctx;
+        ctx.message = "unhandled exception during asyncio.run() shutdown";
+        ctx.exception = f->exception_;
+        ctx.task = f->repr();
+        call_exception_handler(ctx);
+    }
+}
+
+// ---- errors ----------------------------------------------------------------------
+
+void EventLoop::call_exception_handler(const ExceptionContext& ctx) noexcept {
+    if (!handler_) {
+        default_exception_handler(ctx);
+        return;
+    }
+    try {
+        handler_(*this, ctx);
+    } catch (...) {
+        ExceptionContext inner;
+        inner.message = "Unhandled error in exception handler";
+        inner.exception = std::current_exception();
+        default_exception_handler(inner);
+        default_exception_handler(ctx);
+    }
+}
+
+namespace {
+std::string describe(const std::exception_ptr& e) {
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+        int status = 0;
+        char* name = abi::__cxa_demangle(typeid(ex).name(), nullptr, nullptr, &status);
+        std::string out = status == 0 && name ? name : typeid(ex).name();
+        std::free(name);
+        out += ": ";
+        out += ex.what();
+        return out;
+    } catch (...) {
+        return "unknown exception";
+    }
+}
+}  // namespace
+
+void EventLoop::default_exception_handler(const ExceptionContext& ctx) noexcept {
+    try {
+        std::string out = ctx.message.empty() ? "Unhandled exception in event loop" : ctx.message;
+        if (!ctx.task.empty()) out += "\ntask: " + ctx.task;
+        if (ctx.exception) out += "\nexception: " + describe(ctx.exception);
+        out += "\n";
+        std::fputs(out.c_str(), stderr);
+    } catch (...) {
+    }
+}
+
+}  // namespace asyncio

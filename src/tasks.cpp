@@ -1,0 +1,398 @@
+// Futures and tasks: completion, callbacks, cancellation, the task trampoline.
+// See include/asyncio/detail/core.hpp for the states and invariants.
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <string>
+
+#include "asyncio/futures.hpp"
+#include "asyncio/runners.hpp"
+#include "asyncio/tasks.hpp"
+
+namespace asyncio::detail {
+
+namespace {
+// Python numbers tasks process-wide: Task-1, Task-2, ...
+std::atomic<std::uint64_t> g_task_counter{0};
+
+const char* state_word(const FutureBase* f) {
+    switch (f->state_) {
+        case FutureBase::State::kPending: return "pending";
+        case FutureBase::State::kCancelled: return "cancelled";
+        case FutureBase::State::kFinished: return "finished";
+    }
+    return "?";
+}
+}  // namespace
+
+// ---- FutureBase ---------------------------------------------------------
+
+EventLoop& FutureBase::loop() const {
+    if (!loop_) throw RuntimeError("the event loop of this future is gone");
+    return *loop_;
+}
+
+void FutureBase::add_node(DoneNode* n) {
+    n->next = nullptr;
+    if (done()) {
+        if (!loop_) {
+            if (n->dispose) n->dispose(n);
+            throw RuntimeError("the event loop of this future is gone");
+        }
+        n->on_done(n, this);
+        return;
+    }
+    if (cb_tail_)
+        cb_tail_->next = n;
+    else
+        cb_head_ = n;
+    cb_tail_ = n;
+}
+
+bool FutureBase::remove_node(DoneNode* n) noexcept {
+    DoneNode* prev = nullptr;
+    for (DoneNode* c = cb_head_; c; prev = c, c = c->next) {
+        if (c != n) continue;
+        (prev ? prev->next : cb_head_) = c->next;
+        if (cb_tail_ == c) cb_tail_ = prev;
+        c->next = nullptr;
+        return true;
+    }
+    return false;
+}
+
+std::size_t FutureBase::remove_matching(const void* type, const void* key) {
+    std::size_t removed = 0;
+    DoneNode* prev = nullptr;
+    DoneNode* c = cb_head_;
+    while (c) {
+        DoneNode* next = c->next;
+        if (c->matches && c->matches(c, type, key)) {
+            (prev ? prev->next : cb_head_) = next;
+            if (cb_tail_ == c) cb_tail_ = prev;
+            if (c->dispose) c->dispose(c);
+            ++removed;
+        } else {
+            prev = c;
+        }
+        c = next;
+    }
+    return removed;
+}
+
+void FutureBase::schedule_callbacks() noexcept {
+    DoneNode* c = std::exchange(cb_head_, nullptr);
+    cb_tail_ = nullptr;
+    while (c) {
+        DoneNode* next = c->next;
+        c->next = nullptr;
+        c->on_done(c, this);
+        c = next;
+    }
+}
+
+bool FutureBase::cancel(const std::string* msg) {
+    if (is_task_) return static_cast<TaskBase*>(this)->task_cancel(msg);
+    return future_cancel(msg);
+}
+
+bool FutureBase::future_cancel(const std::string* msg) {
+    log_traceback_ = false;
+    if (state_ != State::kPending) return false;
+    state_ = State::kCancelled;
+    if (msg) extra().cancel_msg = *msg;
+    schedule_callbacks();
+    return true;
+}
+
+void FutureBase::throw_cancelled() const { throw CancelledError(cancel_message()); }
+
+std::exception_ptr FutureBase::checked_exception(const char* what_not_set) {
+    if (state_ == State::kCancelled) throw_cancelled();
+    if (state_ != State::kFinished) throw InvalidStateError(what_not_set);
+    log_traceback_ = false;
+    return exception_;
+}
+
+void FutureBase::check_settable() const {
+    if (state_ != State::kPending)
+        throw InvalidStateError(std::string("invalid state: ") + state_word(this) + " " + repr());
+    if (!loop_) throw RuntimeError("the event loop of this future is gone");
+}
+
+void FutureBase::finish_with(std::exception_ptr e) {
+    exception_ = std::move(e);
+    state_ = State::kFinished;
+    log_traceback_ = static_cast<bool>(exception_);
+    schedule_callbacks();
+}
+
+std::string FutureBase::repr() const {
+    std::string s = is_task_ ? "<Task " : "<Future ";
+    s += state_word(this);
+    if (is_task_) s += " name='" + static_cast<const TaskBase*>(this)->get_name() + "'";
+    s += ">";
+    return s;
+}
+
+void schedule_user_node(DoneNode* n, FutureBase* fut) {
+    // The ready-queue entry owns the node and a reference to the future
+    // until it has run (or the loop is closed and drops it).
+    struct Runner {
+        DoneNode* node;
+        FutureBase* fut;
+        Runner(DoneNode* n, FutureBase* f) noexcept : node(n), fut(f) { fut->add_ref(); }
+        Runner(Runner&& o) noexcept : node(std::exchange(o.node, nullptr)), fut(std::exchange(o.fut, nullptr)) {}
+        ~Runner() {
+            if (node) node->dispose(node);
+            if (fut) fut->release();
+        }
+        void operator()() { node->run(node, fut); }
+    };
+    fut->loop_->push_ready(Callback(Runner(n, fut)));
+}
+
+void init_future(FutureBase* f, EventLoop& loop) {
+    if (loop.is_closed()) throw RuntimeError("Event loop is closed");
+    f->loop_ = &loop;
+    f->refs_ = 1;
+    loop.register_future(f);
+}
+
+void future_destroyed(FutureBase* f) noexcept {
+    // Free any user callbacks still registered.
+    DoneNode* c = std::exchange(f->cb_head_, nullptr);
+    while (c) {
+        DoneNode* next = c->next;
+        if (c->dispose) c->dispose(c);
+        c = next;
+    }
+    if (f->log_traceback_) {
+        ExceptionContext ctx;
+        ctx.message = f->is_task_ ? "Task exception was never retrieved" : "Future exception was never retrieved";
+        ctx.exception = f->exception_;
+        ctx.task = f->repr();
+        if (f->loop_) {
+            f->loop_->call_exception_handler(ctx);
+        } else {
+            EventLoop* any = running_loop_or_null();
+            if (any) any->call_exception_handler(ctx);
+            else std::fprintf(stderr, "%s\n%s\n", ctx.message.c_str(), ctx.task.c_str());
+        }
+    } else if (f->is_task_ && f->state_ == FutureBase::State::kPending && f->loop_) {
+        ExceptionContext ctx;
+        ctx.message = "Task was destroyed but it is pending!";
+        ctx.task = f->repr();
+        f->loop_->call_exception_handler(ctx);
+    }
+    if (f->loop_ && f->registered_) f->loop_->unregister_future(f);
+}
+
+// ---- TaskBase -----------------------------------------------------------
+
+std::string TaskBase::get_name() const {
+    if (extra_ && extra_->has_name) return extra_->name;
+    return "Task-" + std::to_string(id_);
+}
+
+void TaskBase::set_name(std::string name) {
+    FutureExtra& x = extra();
+    x.name = std::move(name);
+    x.has_name = true;
+}
+
+void start_task(EventLoop& loop, TaskBase* t, std::coroutine_handle<> h, std::string* name) {
+    if (loop.is_closed()) {
+        h.destroy();
+        throw RuntimeError("Event loop is closed");
+    }
+    t->loop_ = &loop;
+    t->is_task_ = true;
+    t->task_ = t;
+    t->refs_ = 2;  // the loop's (while pending) and the returned handle's
+    t->id_ = g_task_counter.fetch_add(1, std::memory_order_relaxed) + 1;
+    if (name) t->set_name(std::move(*name));
+    t->resume_point_ = h;
+    loop.register_future(t);
+    t->schedule_step();
+}
+
+void TaskBase::step_thunk(void* self) { static_cast<TaskBase*>(self)->step(); }
+
+void TaskBase::step() {
+    step_scheduled_ = false;
+    if (state_ != State::kPending) return;
+    if (must_cancel_) {
+        must_cancel_ = false;
+        throw_cancel_ = true;
+    }
+    if (!started_) {
+        started_ = true;
+        if (throw_cancel_) {  // cancelled before its first step: the body never runs
+            throw_cancel_ = false;
+            exception_ = std::make_exception_ptr(CancelledError(cancel_message()));
+            finish();
+            release();
+            return;
+        }
+    }
+    EventLoop* loop = loop_;
+    TaskBase* prev = loop->current_task_base();
+    loop->set_current_task(this);
+    next_ = std::exchange(resume_point_, nullptr);
+    if (loop->get_debug()) {
+        auto t0 = std::chrono::steady_clock::now();
+        while (next_) std::exchange(next_, nullptr).resume();
+        double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        if (dt >= loop->slow_callback_duration()) loop->note_slow_step(this, dt);
+    } else {
+        while (next_) std::exchange(next_, nullptr).resume();
+    }
+    loop->set_current_task(prev);
+    if (state_ != State::kPending) {
+        release();  // the loop's reference: may destroy the frame
+        return;
+    }
+    // Suspended with a cancellation requested during this step: interrupt
+    // the wait at once (CPython does this right after the coroutine yields).
+    if (must_cancel_ && waiter_) {
+        Waiter* w = waiter_;
+        std::string msg = cancel_message();
+        if (w->cancel(w, this, &msg)) must_cancel_ = false;
+    }
+}
+
+void TaskBase::finish() noexcept {
+    if (exception_) {
+        try {
+            std::rethrow_exception(exception_);
+        } catch (const CancelledError& e) {
+            exception_ = nullptr;
+            state_ = State::kCancelled;
+            try {
+                extra().cancel_msg = e.what();
+            } catch (...) {
+            }
+        } catch (...) {
+        }
+    } else if (must_cancel_) {  // cancelled right before the coroutine returned
+        must_cancel_ = false;
+        state_ = State::kCancelled;
+    }
+    if (state_ == State::kPending) {
+        state_ = State::kFinished;
+        log_traceback_ = static_cast<bool>(exception_);
+    }
+    schedule_callbacks();
+}
+
+bool TaskBase::task_cancel(const std::string* msg) {
+    log_traceback_ = false;
+    if (state_ != State::kPending) return false;
+    if (loop_) loop_->check_thread();
+    ++num_cancels_requested_;
+    if (waiter_ && waiter_->cancel(waiter_, this, msg)) return true;
+    must_cancel_ = true;
+    if (msg)
+        extra().cancel_msg = *msg;
+    else if (extra_)
+        extra_->cancel_msg.clear();
+    return true;
+}
+
+int TaskBase::uncancel() noexcept {
+    if (num_cancels_requested_ > 0) --num_cancels_requested_;
+    if (num_cancels_requested_ == 0) must_cancel_ = false;  // Python 3.13
+    return static_cast<int>(num_cancels_requested_);
+}
+
+void TaskBase::raise_cancel() {
+    throw_cancel_ = false;
+    throw CancelledError(cancel_message());
+}
+
+void TaskBase::wake_cancelled(const std::string* msg) {
+    if (msg)
+        extra().cancel_msg = *msg;
+    else if (extra_)
+        extra_->cancel_msg.clear();
+    throw_cancel_ = true;
+    wake();
+}
+
+// ---- run ----------------------------------------------------------------
+
+namespace {
+struct StopNode : DoneNode {
+    EventLoop* loop;
+    static void stop_loop(void* l) { static_cast<EventLoop*>(l)->stop(); }
+    static void fire(DoneNode* n, FutureBase*) {
+        auto* self = static_cast<StopNode*>(n);
+        self->loop->push_ready(Callback(&stop_loop, self->loop));
+    }
+};
+}  // namespace
+
+void run_until_done(EventLoop& loop, FutureBase* f) {
+    if (loop.is_closed()) throw RuntimeError("Event loop is closed");
+    if (f->loop_ != &loop) throw ValueError("The future belongs to a different loop than the one specified as the loop argument");
+    StopNode node;
+    node.loop = &loop;
+    node.on_done = &StopNode::fire;
+    f->add_node(&node);
+    try {
+        loop.run_forever();
+    } catch (...) {
+        f->remove_node(&node);
+        throw;
+    }
+    f->remove_node(&node);
+    if (!f->done()) throw RuntimeError("Event loop stopped before Future completed.");
+}
+
+void check_no_running_loop() {
+    if (running_loop_or_null())
+        throw RuntimeError("asyncio.run() cannot be called from a running event loop");
+}
+
+void finish_run(EventLoop& loop) noexcept {
+    try {
+        loop.cancel_all_tasks();
+    } catch (...) {
+    }
+    try {
+        loop.close();
+    } catch (...) {
+    }
+}
+
+void report_never_awaited() noexcept {
+    EventLoop* loop = running_loop_or_null();
+    if (!loop || !loop->get_debug()) return;
+    ExceptionContext ctx;
+    ctx.message = "coroutine was never awaited";
+    loop->call_exception_handler(ctx);
+}
+
+TaskBase* current_task_base() noexcept {
+    EventLoop* l = running_loop_or_null();
+    return l ? l->current_task_base() : nullptr;
+}
+
+}  // namespace asyncio::detail
+
+namespace asyncio {
+
+AnyTask current_task() {
+    EventLoop& loop = detail::running_loop();
+    return AnyTask::from_base(loop.current_task_base());
+}
+
+std::vector<AnyTask> all_tasks() {
+    EventLoop& loop = detail::running_loop();
+    std::vector<AnyTask> out;
+    for (detail::TaskBase* t : loop.pending_tasks()) out.push_back(AnyTask::from_base(t));
+    return out;
+}
+
+}  // namespace asyncio
