@@ -422,6 +422,12 @@ private:
 /// iteration; a negative delay counts as zero.
 /// Cancellation: safe; CancelledError is raised at the co_await.
 inline detail::SleepAwaiter<void> sleep(double delay) { return detail::SleepAwaiter<void>(delay); }
+/// Integer seconds: an exact match, so `sleep(0)` also wins over POSIX ::sleep
+/// under `using namespace asyncio`.
+template <std::integral I>
+detail::SleepAwaiter<void> sleep(I delay) {
+    return detail::SleepAwaiter<void>(static_cast<double>(delay));
+}
 template <class Rep, class Period>
 detail::SleepAwaiter<void> sleep(std::chrono::duration<Rep, Period> delay) {
     return detail::SleepAwaiter<void>(detail::to_seconds(delay));
