@@ -213,6 +213,10 @@ public:
         set_fd_callback(fd, false, detail::Callback(std::forward<F>(f)));
     }
     bool remove_writer(int fd);
+    /// Drop everything the loop knows about fd; call it before closing fd (an
+    /// extension). Interest is disarmed lazily, so without this a new
+    /// descriptor reusing the number would inherit a stale registration.
+    void forget_fd(int fd) noexcept;
     /// co_await loop.wait_readable(fd): suspend until fd is readable (an extension).
     FdReady wait_readable(int fd);
     /// co_await loop.wait_writable(fd): suspend until fd is writable (an extension).
