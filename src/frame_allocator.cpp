@@ -1,13 +1,19 @@
-// Coroutine frame allocator: per-thread free lists by 16-byte size class.
+// Coroutine frame allocator: per-thread free lists by 16-byte size class,
+// refilled from 64 KiB slabs.
 //
 // Frames of one coroutine function all have the same size, so a task created
-// and finished in a loop reuses the same block: no malloc in the steady state.
-// Blocks freed on another thread simply join that thread's lists (they are
-// plain malloc blocks underneath). Sizes above kMaxPooled go to malloc.
-// Under AddressSanitizer the pool is bypassed so use-after-free stays visible.
+// and finished in a loop reuses the same block: no malloc in the steady state,
+// and no per-block malloc header (a suspended task costs its frame size
+// rounded to 16 bytes). A block freed on another thread joins that thread's
+// lists. Slabs are never returned while the process runs (like pymalloc's
+// arenas, the pool keeps its peak); they are released at exit. Sizes above
+// kMaxPooled go to malloc. Under AddressSanitizer the pool is bypassed so
+// use-after-free stays visible.
 #include <cstddef>
 #include <cstdlib>
+#include <mutex>
 #include <new>
+#include <vector>
 
 #include "asyncio/detail/core.hpp"
 
@@ -17,11 +23,7 @@ namespace {
 constexpr std::size_t kGranule = 16;
 constexpr std::size_t kMaxPooled = 1024;
 constexpr std::size_t kClasses = kMaxPooled / kGranule;
-constexpr std::size_t kMaxCached = 4096;  // blocks kept per class
-
-struct FreeBlock {
-    FreeBlock* next;
-};
+constexpr std::size_t kSlabBytes = 64 * 1024;
 
 #if defined(__SANITIZE_ADDRESS__)
 constexpr bool kPool = false;
@@ -35,25 +37,53 @@ constexpr bool kPool = true;
 constexpr bool kPool = true;
 #endif
 
+struct FreeBlock {
+    FreeBlock* next;
+};
+
+// Every slab ever carved, released at process exit (blocks may migrate
+// between threads, so a slab cannot be freed when its thread ends).
+struct SlabRegistry {
+    std::mutex mu;
+    std::vector<void*> slabs;
+    ~SlabRegistry() {
+        for (void* s : slabs) std::free(s);
+    }
+};
+SlabRegistry& registry() {
+    static SlabRegistry* r = new SlabRegistry();  // never destroyed: blocks may be freed during exit
+    return *r;
+}
+
 thread_local bool t_pools_dead = false;  // trivially destructible: safe after exit
 
 struct Pools {
     FreeBlock* head[kClasses] = {};
-    std::size_t count[kClasses] = {};
-    ~Pools() {
-        t_pools_dead = true;
-        for (std::size_t c = 0; c < kClasses; ++c) {
-            while (FreeBlock* b = head[c]) {
-                head[c] = b->next;
-                std::free(b);
-            }
-        }
-    }
+    ~Pools() { t_pools_dead = true; }
 };
-
 thread_local Pools t_pools;
 
 inline std::size_t class_of(std::size_t n) { return (n + kGranule - 1) / kGranule - 1; }
+
+FreeBlock* refill(std::size_t c) {
+    const std::size_t block = (c + 1) * kGranule;
+    const std::size_t count = kSlabBytes / block;
+    auto* slab = static_cast<char*>(std::malloc(block * count));
+    if (!slab) throw std::bad_alloc();
+    {
+        SlabRegistry& r = registry();
+        std::lock_guard<std::mutex> lk(r.mu);
+        r.slabs.push_back(slab);
+    }
+    FreeBlock* head = nullptr;
+    for (std::size_t i = count; i-- > 1;) {  // block 0 is returned to the caller
+        auto* b = reinterpret_cast<FreeBlock*>(slab + i * block);
+        b->next = head;
+        head = b;
+    }
+    t_pools.head[c] = head;
+    return reinterpret_cast<FreeBlock*>(slab);
+}
 
 }  // namespace
 
@@ -62,12 +92,9 @@ void* frame_alloc(std::size_t n) {
         std::size_t c = class_of(n);
         if (FreeBlock* b = t_pools.head[c]) {
             t_pools.head[c] = b->next;
-            --t_pools.count[c];
             return b;
         }
-        void* p = std::malloc((c + 1) * kGranule);
-        if (!p) throw std::bad_alloc();
-        return p;
+        return refill(c);
     }
     void* p = std::malloc(n);
     if (!p) throw std::bad_alloc();
@@ -75,15 +102,13 @@ void* frame_alloc(std::size_t n) {
 }
 
 void frame_free(void* p, std::size_t n) noexcept {
-    if (kPool && n <= kMaxPooled && !t_pools_dead) {
+    if (kPool && n <= kMaxPooled) {
+        if (t_pools_dead) return;  // thread exiting: the slab registry owns the memory
         std::size_t c = class_of(n);
-        if (t_pools.count[c] < kMaxCached) {
-            auto* b = static_cast<FreeBlock*>(p);
-            b->next = t_pools.head[c];
-            t_pools.head[c] = b;
-            ++t_pools.count[c];
-            return;
-        }
+        auto* b = static_cast<FreeBlock*>(p);
+        b->next = t_pools.head[c];
+        t_pools.head[c] = b;
+        return;
     }
     std::free(p);
 }

@@ -9,10 +9,10 @@
 // - TaskBase extends it with the task driver. A task is one allocation: every
 //   coroutine frame's promise is a TaskBase, the root frame's one is the task.
 //   A nested coroutine (`co_await child()`) only uses `task_` (its root) and
-//   `continuation_` (its parent).
-// - Resumption never nests: awaiters store the next coroutine to run in
-//   `task->next_` and suspend; TaskBase::step() is a trampoline that resumes
-//   `next_` until it is empty. Deep chains of nested coroutines and long runs
+//   `link_` (its parent); it is the child iff task_ != this.
+// - Resumption never nests: awaiters store the next coroutine to run in the
+//   root's `link_` and suspend; TaskBase::step() is a trampoline that resumes
+//   `link_` until it is empty. Deep chains of nested coroutines and long runs
 //   of synchronous completions therefore use constant stack, with or without
 //   symmetric transfer being a tail call (-O0, ASan).
 // - A suspended task's `waiter_` says how to interrupt what it waits on
@@ -132,8 +132,9 @@ struct FutureBase {
 
 struct TaskBase : FutureBase {
     std::coroutine_handle<> resume_point_;  // where the next step resumes
-    std::coroutine_handle<> next_;          // trampoline: next coroutine in this step
-    std::coroutine_handle<> continuation_;  // nested coroutine: the parent to resume
+    // Root: the trampoline's next coroutine to resume in this step.
+    // Nested coroutine: its parent, to resume when it finishes.
+    std::coroutine_handle<> link_;
     TaskBase* task_ = nullptr;              // the root (the task) this frame runs in
     Waiter* waiter_ = nullptr;              // what a suspended task waits on, if interruptible
     std::uint64_t id_ = 0;                  // Task-<id>

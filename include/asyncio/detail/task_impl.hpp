@@ -51,8 +51,8 @@ public:
         bool await_ready() const noexcept { return false; }
         void await_suspend(std::coroutine_handle<Promise> h) noexcept {
             Promise& p = h.promise();
-            if (p.continuation_)
-                p.task_->next_ = p.continuation_;  // back to the parent, via the trampoline
+            if (p.task_ != &p)
+                p.task_->link_ = p.link_;  // back to the parent, via the trampoline
             else
                 p.finish();  // a task's root coroutine
         }
@@ -90,9 +90,9 @@ public:
     void await_suspend(std::coroutine_handle<P> parent) noexcept {
         Promise<T>& cp = h_.promise();
         cp.task_ = parent.promise().task_;
-        cp.continuation_ = parent;
+        cp.link_ = parent;
         cp.started_ = true;
-        cp.task_->next_ = h_;
+        cp.task_->link_ = h_;
     }
     T await_resume() {
         Promise<T>& cp = h_.promise();
