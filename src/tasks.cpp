@@ -239,14 +239,14 @@ void TaskBase::step() {
     EventLoop* loop = loop_;
     TaskBase* prev = loop->current_task_base();
     loop->set_current_task(this);
-    next_ = std::exchange(resume_point_, nullptr);
+    link_ = std::exchange(resume_point_, nullptr);
     if (loop->get_debug()) {
         auto t0 = std::chrono::steady_clock::now();
-        while (next_) std::exchange(next_, nullptr).resume();
+        while (link_) std::exchange(link_, nullptr).resume();
         double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         if (dt >= loop->slow_callback_duration()) loop->note_slow_step(this, dt);
     } else {
-        while (next_) std::exchange(next_, nullptr).resume();
+        while (link_) std::exchange(link_, nullptr).resume();
     }
     loop->set_current_task(prev);
     if (state_ != State::kPending) {
