@@ -438,13 +438,37 @@ void EventLoop::set_fd_callback(int fd, bool read, Callback&& cb) {
     }
 }
 
+// remove_reader/remove_writer drop the registration at once: Python code
+// closes the descriptor right after, and a descriptor number reused later
+// must not inherit stale interest. (Waiters keep theirs lazily; their users
+// call forget_fd() before closing.)
+void EventLoop::disarm_now(int fd, FdEntry& e) {
+    std::uint32_t want = e.wanted();
+    bool counted = want != 0;
+    if (counted != e.counted) {
+        watched_fds_ += counted ? 1 : std::size_t(-1);
+        e.counted = counted;
+    }
+    if (!e.in_epoll || e.armed == want) return;
+    if (want == 0) {
+        ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
+        e.in_epoll = false;
+        e.armed = 0;
+        return;
+    }
+    epoll_event ev{};
+    ev.events = want;
+    ev.data.u64 = static_cast<std::uint64_t>(fd);
+    if (::epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) == 0) e.armed = want;
+}
+
 bool EventLoop::remove_reader(int fd) {
     check_callable_use();
     if (fd < 0 || static_cast<std::size_t>(fd) >= fds_.size() || !fds_[fd] || !fds_[fd]->reader) return false;
     FdEntry& e = *fds_[fd];
     e.reader->cancelled = true;
     e.reader.reset();
-    update_interest(fd, e);
+    disarm_now(fd, e);
     return true;
 }
 
@@ -454,7 +478,7 @@ bool EventLoop::remove_writer(int fd) {
     FdEntry& e = *fds_[fd];
     e.writer->cancelled = true;
     e.writer.reset();
-    update_interest(fd, e);
+    disarm_now(fd, e);
     return true;
 }
 

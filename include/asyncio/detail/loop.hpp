@@ -263,6 +263,7 @@ private:
     void push_threadsafe(detail::Callback&& cb);
     void set_fd_callback(int fd, bool read, detail::Callback&& cb);
     void update_interest(int fd, detail::FdEntry& e);
+    void disarm_now(int fd, detail::FdEntry& e);
     void run_once();
     void process_timers(double now);
     void drain_inbox();
