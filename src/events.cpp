@@ -7,6 +7,8 @@
 #include "asyncio/events.hpp"
 
 #include <cxxabi.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -718,6 +720,8 @@ void EventLoop::close() {
             call_exception_handler(ctx);
         }
     }
+    for (int sig = 1; static_cast<std::size_t>(sig) < signal_handlers_.size(); ++sig)
+        if (signal_handlers_[sig]) remove_signal_handler(sig);
     closed_ = true;
     closed_flag_.store(true, std::memory_order_release);
     ready_.clear();
@@ -782,6 +786,100 @@ void EventLoop::cancel_all_tasks() {
         ctx.exception = f->exception_;
         ctx.task = f->repr();
         call_exception_handler(ctx);
+    }
+}
+
+// ---- signals -----------------------------------------------------------------------
+
+namespace {
+// The process-wide write end of the self-pipe of the loop that handles
+// signals (Python's signal.set_wakeup_fd). The handler only writes the
+// signal number: async-signal-safe.
+std::atomic<int> g_signal_fd{-1};
+
+extern "C" void asyncio_signal_trampoline(int sig) {
+    int saved = errno;
+    int fd = g_signal_fd.load(std::memory_order_relaxed);
+    if (fd >= 0) {
+        unsigned char b = static_cast<unsigned char>(sig);
+        ssize_t r = ::write(fd, &b, 1);
+        (void)r;
+    }
+    errno = saved;
+}
+}  // namespace
+
+void EventLoop::set_signal_handler(int sig, Callback&& cb) {
+    check_callable_use();
+    if (closed_) throw RuntimeError("Event loop is closed");
+    if (sig <= 0 || sig >= NSIG) throw ValueError("invalid signal number " + std::to_string(sig));
+    if (sig == SIGKILL || sig == SIGSTOP) throw RuntimeError("signal " + std::to_string(sig) + " cannot be caught");
+    if (sigpipe_[0] < 0) {
+        if (::pipe2(sigpipe_, O_NONBLOCK | O_CLOEXEC) < 0) throw_os("pipe2 (signal wake-up)");
+        try {
+            add_reader(sigpipe_[0], [this] { dispatch_signals(); });
+        } catch (...) {
+            ::close(sigpipe_[0]);
+            ::close(sigpipe_[1]);
+            sigpipe_[0] = sigpipe_[1] = -1;
+            throw;
+        }
+    }
+    int expected = -1;
+    if (!g_signal_fd.compare_exchange_strong(expected, sigpipe_[1]) && expected != sigpipe_[1])
+        throw RuntimeError("another event loop already handles signals in this process");
+    if (signal_handlers_.size() <= static_cast<std::size_t>(sig)) signal_handlers_.resize(sig + 1);
+    auto h = std::make_shared<detail::FdCallback>();
+    h->cb = std::move(cb);
+    struct sigaction sa {};
+    sa.sa_handler = &asyncio_signal_trampoline;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    if (::sigaction(sig, &sa, nullptr) < 0) throw_os("sigaction");
+    if (signal_handlers_[sig]) signal_handlers_[sig]->cancelled = true;
+    signal_handlers_[sig] = std::move(h);
+}
+
+bool EventLoop::remove_signal_handler(int sig) {
+    check_callable_use();
+    if (sig <= 0 || sig >= NSIG) throw ValueError("invalid signal number " + std::to_string(sig));
+    if (static_cast<std::size_t>(sig) >= signal_handlers_.size() || !signal_handlers_[sig]) return false;
+    signal_handlers_[sig]->cancelled = true;
+    signal_handlers_[sig].reset();
+    struct sigaction sa {};
+    sa.sa_handler = SIG_DFL;
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(sig, &sa, nullptr);
+    bool any = false;
+    for (auto& h : signal_handlers_) any = any || static_cast<bool>(h);
+    if (!any) {
+        int mine = sigpipe_[1];
+        g_signal_fd.compare_exchange_strong(mine, -1);
+        remove_reader(sigpipe_[0]);
+        ::close(sigpipe_[0]);
+        ::close(sigpipe_[1]);
+        sigpipe_[0] = sigpipe_[1] = -1;
+    }
+    return true;
+}
+
+void EventLoop::dispatch_signals() {
+    unsigned char buf[64];
+    for (;;) {
+        ssize_t n = ::read(sigpipe_[0], buf, sizeof buf);
+        if (n <= 0) break;
+        for (ssize_t i = 0; i < n; ++i) {
+            int sig = buf[i];
+            if (static_cast<std::size_t>(sig) < signal_handlers_.size() && signal_handlers_[sig]) {
+                struct Run {
+                    std::shared_ptr<detail::FdCallback> h;
+                    void operator()() const {
+                        if (!h->cancelled) h->cb();
+                    }
+                };
+                ready_.push(Callback(Run{signal_handlers_[sig]}));
+            }
+        }
     }
 }
 

@@ -67,6 +67,7 @@ private:
 };
 
 struct FdEntry;
+struct FdCallback;
 struct IoWaiter;
 }  // namespace detail
 
@@ -222,6 +223,18 @@ public:
     /// co_await loop.wait_writable(fd): suspend until fd is writable (an extension).
     FdReady wait_writable(int fd);
 
+    // ---- signals ---------------------------------------------------------
+    /// Call f() on the loop whenever signal `sig` arrives (Python's
+    /// loop.add_signal_handler). Replaces an earlier handler for sig.
+    /// Raises: ValueError for an invalid signal number; RuntimeError for
+    /// SIGKILL/SIGSTOP or a closed loop. Unix only; main-thread use, as in Python.
+    template <class F>
+    void add_signal_handler(int sig, F&& f) {
+        set_signal_handler(sig, detail::Callback(std::forward<F>(f)));
+    }
+    /// Remove the handler for sig and restore the default action; true if one was set.
+    bool remove_signal_handler(int sig);
+
     // ---- tasks and futures ---------------------------------------------
     /// Schedule the coroutine as a Task (Python's loop.create_task).
     template <class T> Task<T> create_task(Coro<T> coro);
@@ -264,6 +277,8 @@ private:
     void set_fd_callback(int fd, bool read, detail::Callback&& cb);
     void update_interest(int fd, detail::FdEntry& e);
     void disarm_now(int fd, detail::FdEntry& e);
+    void set_signal_handler(int sig, detail::Callback&& cb);
+    void dispatch_signals();
     void run_once();
     void process_timers(double now);
     void drain_inbox();
@@ -314,6 +329,8 @@ private:
     std::uint64_t task_counter_ = 0;
     ExceptionHandler handler_;
     std::vector<std::function<void()>> close_hooks_;
+    std::vector<std::shared_ptr<detail::FdCallback>> signal_handlers_;  // by signal number
+    int sigpipe_[2] = {-1, -1};
     double slow_callback_duration_ = 0.1;
     bool running_ = false;
     bool stopping_ = false;
