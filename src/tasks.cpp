@@ -12,8 +12,21 @@
 namespace asyncio::detail {
 
 namespace {
-// Python numbers tasks process-wide: Task-1, Task-2, ...
+// Python numbers tasks process-wide: Task-1, Task-2, ... Each thread takes
+// blocks of numbers from the shared counter, so names stay unique and
+// increase within a thread without an atomic operation per task.
 std::atomic<std::uint64_t> g_task_counter{0};
+constexpr std::uint64_t kIdBlock = 4096;
+thread_local std::uint64_t t_next_id = 0;
+thread_local std::uint64_t t_id_end = 0;
+
+std::uint64_t next_task_id() {
+    if (t_next_id == t_id_end) {
+        t_next_id = g_task_counter.fetch_add(kIdBlock, std::memory_order_relaxed) + 1;
+        t_id_end = t_next_id + kIdBlock;
+    }
+    return t_next_id++;
+}
 
 const char* state_word(const FutureBase* f) {
     switch (f->state_) {
@@ -107,7 +120,7 @@ bool FutureBase::future_cancel(const std::string* msg) {
 
 void FutureBase::throw_cancelled() const { throw CancelledError(cancel_message()); }
 
-std::exception_ptr FutureBase::checked_exception(const char* what_not_set) {
+std::exception_ptr FutureBase::checked_exception_slow(const char* what_not_set) {
     if (state_ == State::kCancelled) throw_cancelled();
     if (state_ != State::kFinished) throw InvalidStateError(what_not_set);
     log_traceback_ = false;
@@ -210,7 +223,7 @@ void start_task(EventLoop& loop, TaskBase* t, std::coroutine_handle<> h, std::st
     t->is_task_ = true;
     t->task_ = t;
     t->refs_ = 2;  // the loop's (while pending) and the returned handle's
-    t->id_ = g_task_counter.fetch_add(1, std::memory_order_relaxed) + 1;
+    t->id_ = next_task_id();
     if (name) t->set_name(std::move(*name));
     t->resume_point_ = h;
     loop.register_future(t);

@@ -120,7 +120,11 @@ struct FutureBase {
 
     /// Python's Future.exception()/result() preamble: raises CancelledError
     /// or InvalidStateError, marks the exception retrieved, returns it.
-    std::exception_ptr checked_exception(const char* what_not_set);
+    std::exception_ptr checked_exception(const char* what_not_set) {
+        if (state_ == State::kFinished && !exception_) return nullptr;  // the common case, inline
+        return checked_exception_slow(what_not_set);
+    }
+    std::exception_ptr checked_exception_slow(const char* what_not_set);
     [[noreturn]] void throw_cancelled() const;
 
     /// Future.set_exception()/set_result() preamble.

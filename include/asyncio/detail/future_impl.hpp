@@ -144,19 +144,17 @@ public:
     ~FutureAwaiter() {
         if (linked_ && h_.raw()) h_.raw()->remove_node(this);
     }
-    bool await_ready() const {
-        FutureBase* f = h_.base();
-        TaskBase* cur = current_task_base();
-        if (cur && f->loop_ != cur->loop_)
-            throw RuntimeError("Task " + cur->repr() + " got Future " + f->repr() +
-                               " attached to a different loop");
-        return f->done();
-    }
+    // A done future gives its result without suspending and without a loop
+    // check, as Python's Future.__await__ does.
+    bool await_ready() const { return h_.base()->done(); }
     template <class P>
     void await_suspend(std::coroutine_handle<P> h) {
         task_ = h.promise().task_;
         FutureBase* f = h_.raw();
         if (f == task_) throw RuntimeError("Task cannot await on itself: " + task_->repr());
+        if (f->loop_ != task_->loop_)
+            throw RuntimeError("Task " + task_->repr() + " got Future " + f->repr() +
+                               " attached to a different loop");
         f->add_node(this);
         linked_ = true;
         task_->suspend_on(h, this);

@@ -8,9 +8,12 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "asyncio/detail/callback.hpp"
@@ -22,6 +25,10 @@ namespace asyncio {
 template <class T> class Coro;
 template <class T> class Task;
 template <class T> class Future;
+class Executor;     // threads.hpp
+class SockAddr;     // sockets.hpp
+class Socket;       // sockets.hpp
+struct AddrInfo;    // sockets.hpp
 
 namespace detail {
 template <class Rep, class Period>
@@ -242,6 +249,72 @@ public:
     /// A new pending Future bound to this loop.
     template <class T = void> Future<T> create_future();
 
+    // ---- threads and sockets: BEGIN (defined in threads.hpp, src/threads.cpp, src/sockets.cpp) ----
+    // Python's loop.run_in_executor, getaddrinfo, getnameinfo and sock_*;
+    // include <asyncio/threads.hpp> / <asyncio/sockets.hpp> to use them.
+
+    /// Run f(args...) in `executor` (nullptr: the default thread pool) and
+    /// return an asyncio Future for its result (loop.run_in_executor).
+    ///
+    /// Cancellation: cancelling the Future cancels the call if it has not
+    ///   started; a running call finishes on its thread and its result is dropped.
+    template <class F, class... A>
+    auto run_in_executor(Executor* executor, F&& f, A&&... args);
+    /// The default executor: a ThreadPoolExecutor created on first use, shut
+    /// down (waiting for its threads) when the loop closes.
+    /// Raises: RuntimeError once shut down (shutdown_default_executor() or close()).
+    Executor& default_executor();
+    /// loop.set_default_executor(executor): use it instead of a new pool (shut down at close).
+    void set_default_executor(std::shared_ptr<Executor> executor);
+    /// loop.shutdown_default_executor(): wait (without blocking the loop) until
+    /// the default executor's work is done and its threads have ended.
+    Coro<void> shutdown_default_executor();
+
+    /// loop.getaddrinfo(host, port, family, type, proto, flags), run on the
+    /// default executor so the loop never blocks. An empty host is Python's None.
+    /// Raises: gaierror (e.g. "getaddrinfo nonexistent.invalid: Name or service not known").
+    /// Cancellation: safe; the lookup may finish on its thread, its result is dropped.
+    Coro<std::vector<AddrInfo>> getaddrinfo(std::string host, int port, int family = 0, int type = 0,
+                                            int proto = 0, int flags = 0);
+    /// The same with a service name or numeric string as port ("http", "8080"; "" for none).
+    Coro<std::vector<AddrInfo>> getaddrinfo(std::string host, std::string port, int family = 0, int type = 0,
+                                            int proto = 0, int flags = 0);
+    /// loop.getnameinfo(sockaddr, flags) → {host, service}, on the default executor.
+    /// Raises: gaierror. Cancellation: safe, as getaddrinfo.
+    Coro<std::pair<std::string, std::string>> getnameinfo(SockAddr addr, int flags = 0);
+
+    /// loop.sock_connect(sock, address): connect the non-blocking socket fd.
+    /// Raises: OSError subclasses, e.g. ConnectionRefusedError("connect 127.0.0.1:8080: Connection refused").
+    /// Cancellation: the connection attempt is abandoned; fd stays open (its owner closes it).
+    Coro<void> sock_connect(int fd, SockAddr addr);
+    /// loop.sock_accept(sock) → {connection (non-blocking, close-on-exec), peer address}.
+    /// Raises: OSError. Cancellation: safe, no connection is taken from the backlog.
+    Coro<std::pair<Socket, SockAddr>> sock_accept(int fd);
+    /// loop.sock_recv(sock, nbytes): up to nbytes; "" at EOF.
+    /// Raises: OSError (ConnectionResetError...). Cancellation: safe, nothing is consumed.
+    Coro<std::string> sock_recv(int fd, std::size_t nbytes);
+    /// loop.sock_recv_into(sock, buf) → bytes received (0 at EOF). buf must outlive the co_await.
+    /// Raises: OSError. Cancellation: safe, nothing is consumed.
+    Coro<std::size_t> sock_recv_into(int fd, std::span<std::byte> buf);
+    Coro<std::size_t> sock_recv_into(int fd, std::span<char> buf);
+    /// loop.sock_sendall(sock, data): send all of data (which must outlive the co_await).
+    /// Raises: OSError (BrokenPipeError, ConnectionResetError...).
+    /// Cancellation: stops between sends; a prefix of data may have been sent
+    ///   (as in Python, how much is not reported); nothing beyond it is.
+    Coro<void> sock_sendall(int fd, std::string_view data);
+    Coro<void> sock_sendall(int fd, std::span<const std::byte> data);
+    /// loop.sock_recvfrom(sock, bufsize) → {datagram, sender}.
+    /// Raises: OSError. Cancellation: safe, no datagram is consumed.
+    Coro<std::pair<std::string, SockAddr>> sock_recvfrom(int fd, std::size_t bufsize);
+    /// loop.sock_sendto(sock, data, address) → bytes sent.
+    /// Raises: OSError. Cancellation: safe; the datagram was either sent whole or not at all.
+    Coro<std::size_t> sock_sendto(int fd, std::string_view data, SockAddr addr);
+
+    // internal: the default executor (created lazily by default_executor()).
+    std::shared_ptr<Executor> default_executor_;
+    bool default_executor_shutdown_ = false;
+    // ---- threads and sockets: END ----
+
     // ---- internals used by the library's own templates ------------------
     void push_ready(detail::Callback&& cb) { ready_.push(std::move(cb)); }
     void register_future(detail::FutureBase* f) noexcept;
@@ -250,7 +323,6 @@ public:
     void set_current_task(detail::TaskBase* t) noexcept { current_task_ = t; }
     bool cancel_timer(std::uint32_t slot, std::uint32_t gen) noexcept;
     bool cancel_ready(std::uint64_t pos) noexcept { return ready_.cancel(pos); }
-    std::uint64_t next_task_id() noexcept { return ++task_counter_; }
     /// Debug mode: RuntimeError if called from a thread other than the running loop's.
     void check_thread() const;
     void check_callable_use() const {
@@ -326,7 +398,6 @@ private:
     detail::TaskBase* current_task_ = nullptr;
     EventLoop* prev_running_ = nullptr;
     std::atomic<std::thread::id> thread_id_{};
-    std::uint64_t task_counter_ = 0;
     ExceptionHandler handler_;
     std::vector<std::function<void()>> close_hooks_;
     std::vector<std::shared_ptr<detail::FdCallback>> signal_handlers_;  // by signal number
