@@ -6,3 +6,5 @@
 #include "asyncio/futures.hpp"
 #include "asyncio/tasks.hpp"
 #include "asyncio/runners.hpp"
+#include "asyncio/threads.hpp"
+#include "asyncio/sockets.hpp"
