@@ -8,3 +8,6 @@
 #include "asyncio/runners.hpp"
 #include "asyncio/threads.hpp"
 #include "asyncio/sockets.hpp"
+#include "asyncio/protocols.hpp"
+#include "asyncio/transports.hpp"
+#include "asyncio/streams.hpp"

@@ -1,0 +1,158 @@
+// Mirrors Python's asyncio.streams: StreamReader, StreamWriter, open_connection,
+// start_server and their Unix-socket twins.
+#pragma once
+
+#include <any>
+#include <cstddef>
+#include <functional>
+#include <initializer_list>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "asyncio/events.hpp"
+#include "asyncio/exceptions.hpp"
+#include "asyncio/tasks.hpp"
+#include "asyncio/transports.hpp"
+
+namespace asyncio {
+
+/// The default buffer limit of stream readers: 64 KiB (Python's _DEFAULT_LIMIT).
+inline constexpr std::size_t kDefaultLimit = 64 * 1024;
+
+namespace detail {
+struct ReaderState;
+struct WriterState;
+struct StreamProtocol;
+}  // namespace detail
+
+/// Python's asyncio.StreamReader: buffered reading from a connection.
+///
+/// A copyable handle: copies share one buffer. Only one task may wait for
+/// data at a time (RuntimeError otherwise, as in Python). Every read is
+/// cancel-safe: bytes are taken from the buffer only once the whole read can
+/// complete, so a cancelled read loses nothing.
+class StreamReader {
+public:
+    /// A reader not attached to any connection, fed with feed_data()/feed_eof()
+    /// (Python's StreamReader(limit)). Needs a running loop.
+    explicit StreamReader(std::size_t limit = kDefaultLimit);
+
+    /// Read up to n bytes; with no argument (or n < 0) read until EOF. Gives ""
+    /// at EOF (or when n == 0).
+    ///
+    /// Raises: the connection's error (e.g. ConnectionResetError) if it was lost.
+    /// Cancellation: safe, nothing is consumed.
+    Coro<std::string> read(std::ptrdiff_t n = -1);
+    /// Read one line ending in "\n" (included); the partial line at EOF; "" at EOF.
+    ///
+    /// Raises: ValueError when the line exceeds the limit (the buffer is then
+    ///   discarded up to and including the separator, or entirely).
+    /// Cancellation: safe, nothing is consumed.
+    Coro<std::string> readline();
+    /// Read exactly n bytes.
+    ///
+    /// Raises: IncompleteReadError (with .partial, .expected = n) on EOF first.
+    /// Cancellation: safe, nothing is consumed.
+    Coro<std::string> readexactly(std::size_t n);
+    /// Read up to and including `separator`.
+    ///
+    /// Raises: IncompleteReadError (expected empty) on EOF before the
+    ///   separator, the buffer being returned in .partial and cleared;
+    ///   LimitOverrunError (data left in the buffer) when the limit is reached;
+    ///   ValueError for an empty separator.
+    /// Cancellation: safe, nothing is consumed.
+    Coro<std::string> readuntil(std::string_view separator = "\n");
+    /// Read up to the first of several separators (Python 3.13's tuple form):
+    /// the match that ends first wins. Same errors as readuntil(separator).
+    Coro<std::string> readuntil(std::vector<std::string> separators);
+    /// True once EOF was fed and the buffer is empty.
+    bool at_eof() const;
+
+    /// Append data to the buffer and wake a waiting reader (Python's feed_data).
+    void feed_data(std::string_view data);
+    void feed_eof();
+    /// The error reads will raise, or null.
+    std::exception_ptr exception() const;
+    void set_exception(std::exception_ptr exc);
+
+    // internal
+    explicit StreamReader(std::shared_ptr<detail::ReaderState> s) : s_(std::move(s)) {}
+
+private:
+    std::shared_ptr<detail::ReaderState> s_;
+};
+
+/// Python's asyncio.StreamWriter: writing to a connection, with flow control.
+///
+/// A copyable handle: copies share one connection. When the last handle is
+/// dropped the transport is closed (Python 3.12 closes it in __del__ too,
+/// with a ResourceWarning).
+class StreamWriter {
+public:
+    /// Write data without blocking (buffered past what the socket takes);
+    /// follow with drain(). After close() the data is dropped, as Python does.
+    /// Raises: RuntimeError after write_eof().
+    void write(std::string_view data);
+    void write(std::span<const std::byte> data);
+    template <class Range>
+    void writelines(const Range& pieces) {
+        for (const auto& p : pieces) write(std::string_view(p));
+    }
+    /// Wait until the write buffer is under the low-water mark (instant when
+    /// it is under the high-water mark).
+    ///
+    /// Raises: the connection's error if it was lost (ConnectionResetError,
+    ///   BrokenPipeError), ConnectionResetError("Connection lost") after close.
+    /// Cancellation: safe; buffered data stays buffered and is still sent.
+    Coro<> drain();
+    bool can_write_eof() const;
+    /// Shut down the write side after the buffer is flushed.
+    void write_eof();
+    /// Close the connection (buffered data is flushed first).
+    void close();
+    bool is_closing() const;
+    /// Wait until the connection is closed.
+    /// Raises: the error the connection was lost with, if any.
+    /// Cancellation: safe.
+    Coro<> wait_closed();
+    /// As Transport::get_extra_info ("peername", "sockname", "socket").
+    std::any get_extra_info(std::string_view name, std::any dflt = {}) const;
+    /// The underlying transport (Python's writer.transport).
+    Transport& transport() const;
+
+    // internal
+    explicit StreamWriter(std::shared_ptr<detail::WriterState> s) : s_(std::move(s)) {}
+
+private:
+    std::shared_ptr<detail::WriterState> s_;
+};
+
+/// The client_connected_cb of start_server(): called as cb(reader, writer) in a new task.
+using ClientConnectedCallback = std::function<Coro<>(StreamReader, StreamWriter)>;
+
+/// Connect to host:port; gives {reader, writer} (Python's asyncio.open_connection).
+///
+/// Raises: as create_connection() (ConnectionRefusedError, gaierror, ...).
+/// Cancellation: safe; no connection is left open.
+Coro<std::pair<StreamReader, StreamWriter>> open_connection(std::string host, int port,
+                                                            std::size_t limit = kDefaultLimit,
+                                                            ConnectOptions opts = {});
+/// Start a TCP server running cb(reader, writer) in a new task per connection
+/// (Python's asyncio.start_server). An exception escaping cb goes to the
+/// loop's exception handler ("Unhandled exception in client_connected_cb") and
+/// closes that connection.
+/// Raises: as create_server(). Cancellation: safe.
+Coro<Server> start_server(ClientConnectedCallback cb, std::string host, int port,
+                          std::size_t limit = kDefaultLimit, ServerOptions opts = {});
+/// open_connection() over the Unix socket at path.
+Coro<std::pair<StreamReader, StreamWriter>> open_unix_connection(std::string path,
+                                                                 std::size_t limit = kDefaultLimit);
+/// start_server() on the Unix socket at path.
+Coro<Server> start_unix_server(ClientConnectedCallback cb, std::string path, std::size_t limit = kDefaultLimit,
+                               ServerOptions opts = {});
+
+}  // namespace asyncio

@@ -1,0 +1,1052 @@
+// Transports on the loop's fd readiness: Python's _SelectorSocketTransport,
+// _SelectorDatagramTransport, Server, create_connection/create_server.
+//
+// Ownership and states (all on the loop's thread):
+// - A transport owns its descriptor and, while the loop may still call it,
+//   a reference to itself (self_): from start() until connection_lost has
+//   been delivered. Read/write readiness callbacks capture a raw `this`; they
+//   are removed (remove_reader/forget_fd) before self_ is dropped.
+// - closing_: close()/abort() was called; conn_lost_ > 0: connection_lost is
+//   scheduled (or delivered), writes are dropped from then on (Python).
+// - The protocol is released when connection_lost has run, breaking any
+//   cycle through a protocol that keeps shared_from_this().
+// - Reads go through one 256 KiB per-thread buffer for Protocol (the view
+//   handed to data_received is only valid during the call) and straight into
+//   the protocol's own buffer for BufferedProtocol: no allocation per read.
+// - Writes call send() at once when nothing is buffered; only the remainder
+//   is buffered and EPOLLOUT armed until it drains.
+#include "asyncio/transports.hpp"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netdb.h>
+
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <unordered_set>
+
+#include "asyncio/sockets.hpp"
+
+namespace asyncio {
+namespace detail {
+
+namespace {
+
+constexpr std::size_t kMaxRead = 256 * 1024;
+constexpr double kAcceptRetryDelay = 0.1;  // after EMFILE & co. (Python: 1 s)
+
+char* shared_read_buffer() {
+    static thread_local std::unique_ptr<char[]> buf(new char[kMaxRead]);
+    return buf.get();
+}
+
+void report(EventLoop& loop, const std::string& message, std::exception_ptr exc) {
+    ExceptionContext ctx;
+    ctx.message = message;
+    ctx.exception = std::move(exc);
+    loop.call_exception_handler(ctx);
+}
+
+bool is_os_error(const std::exception_ptr& e) {
+    try {
+        std::rethrow_exception(e);
+    } catch (const OSError&) {
+        return true;
+    } catch (...) {
+        return false;
+    }
+}
+
+void close_fd(EventLoop& loop, int fd) noexcept {
+    loop.forget_fd(fd);
+    ::close(fd);
+}
+
+// Owns a descriptor until released (closes it on unwinding or cancellation).
+struct FdGuard {
+    EventLoop* loop;
+    int fd;
+    FdGuard(EventLoop* l, int f) : loop(l), fd(f) {}
+    FdGuard(const FdGuard&) = delete;
+    ~FdGuard() {
+        if (fd >= 0) close_fd(*loop, fd);
+    }
+    int release() noexcept { return std::exchange(fd, -1); }
+};
+
+void set_int_opt(int fd, int level, int opt, int v, const char* what) {
+    if (::setsockopt(fd, level, opt, &v, sizeof v) < 0) raise_os_error(errno, what);
+}
+
+// Python's _ipaddr_info shortcut: a numeric host needs no resolver thread.
+Coro<std::vector<AddrInfo>> resolve(EventLoop& loop, std::string host, int port, int family, int type,
+                                    int flags) {
+    if (!host.empty()) {
+        unsigned char tmp[sizeof(in6_addr)];
+        int fam = 0;
+        if (::inet_pton(AF_INET, host.c_str(), tmp) == 1)
+            fam = AF_INET;
+        else if (::inet_pton(AF_INET6, host.c_str(), tmp) == 1)
+            fam = AF_INET6;
+        if (fam != 0 && (family == 0 || family == fam)) {
+            AddrInfo ai;
+            ai.family = fam;
+            ai.type = type;
+            ai.proto = type == SOCK_DGRAM ? IPPROTO_UDP : IPPROTO_TCP;
+            ai.addr = SockAddr::from_ip(host, static_cast<std::uint16_t>(port));
+            co_return std::vector<AddrInfo>{ai};
+        }
+    }
+    auto c = loop.getaddrinfo(host, port, family, type, 0, flags);
+    std::vector<AddrInfo> infos = co_await std::move(c);
+    if (infos.empty()) throw OSError(EINVAL, "getaddrinfo() returned empty list");
+    co_return infos;
+}
+
+[[noreturn]] void raise_collected(const std::vector<std::exception_ptr>& errors) {
+    if (errors.size() == 1) std::rethrow_exception(errors[0]);
+    std::string first, all;
+    bool same = true;
+    for (const auto& e : errors) {
+        std::string s;
+        try {
+            std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+            s = ex.what();
+        }
+        if (first.empty()) first = s;
+        same = same && s == first;
+        if (!all.empty()) all += ", ";
+        all += s;
+    }
+    if (same) std::rethrow_exception(errors[0]);
+    throw OSError(0, "Multiple exceptions: " + all);
+}
+
+}  // namespace
+
+// ---- Server state ---------------------------------------------------------------
+
+class SocketTransport;
+
+struct ServerState : std::enable_shared_from_this<ServerState> {
+    EventLoop* loop = nullptr;
+    std::vector<int> socks;
+    ProtocolFactory factory;
+    int backlog = 100;
+    bool serving = false;
+    bool closed = false;
+    bool accept_paused = false;
+    std::size_t active_count = 0;
+    std::vector<Future<>> waiters;
+    bool waiters_done = false;  // Python's _waiters = None
+    std::optional<Future<>> serving_forever;
+    std::unordered_set<SocketTransport*> clients;
+    TimerHandle retry;
+    std::shared_ptr<ServerState> self;  // while the listening sockets are open
+    std::string unix_path;
+    ino_t unix_ino = 0;
+
+    void start_serving();
+    void stop_accepting();
+    void close();
+    void attach(SocketTransport* t) {
+        ++active_count;
+        clients.insert(t);
+    }
+    void detach(SocketTransport* t) {
+        clients.erase(t);
+        --active_count;
+        if (active_count == 0 && closed) wakeup();
+    }
+    void wakeup() {
+        if (waiters_done) return;
+        waiters_done = true;
+        auto ws = std::move(waiters);
+        for (auto& w : ws)
+            if (!w.done()) w.set_result();
+    }
+    void accept_ready(int lfd);
+};
+
+// ---- stream transport ---------------------------------------------------------
+
+class SocketTransport final : public Transport {
+public:
+    SocketTransport(EventLoop& loop, int fd, std::shared_ptr<BaseProtocol> proto, std::shared_ptr<ServerState> server,
+                    SockAddr peer)
+        : loop_(&loop), fd_(fd), proto_(std::move(proto)), server_(std::move(server)), peer_(std::move(peer)) {
+        p_ = dynamic_cast<Protocol*>(proto_.get());
+        if (!p_) bp_ = dynamic_cast<BufferedProtocol*>(proto_.get());
+        if (!p_ && !bp_) {
+            close_fd(loop, fd_);
+            throw ValueError("a stream transport needs a Protocol or a BufferedProtocol");
+        }
+    }
+    ~SocketTransport() override {
+        if (fd_ >= 0) close_fd(*loop_, fd_);
+    }
+
+    // Register, call connection_made, start reading.
+    void start() {
+        self_ = std::static_pointer_cast<SocketTransport>(shared_from_this());
+        if (server_) server_->attach(this);
+        try {
+            if (p_)
+                p_->connection_made(this);
+            else
+                bp_->connection_made(this);
+        } catch (...) {
+            fatal_error(std::current_exception(), "Fatal error: protocol.connection_made() call failed.");
+            return;
+        }
+        if (!closing_ && !paused_) loop_->add_reader(fd_, Callback(&on_readable, this));
+    }
+
+    void write(std::string_view data) override {
+        if (eof_written_) throw RuntimeError("Cannot call write() after write_eof()");
+        if (data.empty()) return;
+        if (conn_lost_) {
+            ++conn_lost_;
+            return;
+        }
+        if (wpos_ == wbuf_.size()) {
+            ssize_t n;
+            do n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
+            while (n < 0 && errno == EINTR);
+            if (n < 0) {
+                if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                    fatal_error(make_os_error(errno, "send"), "Fatal write error on socket transport");
+                    return;
+                }
+                n = 0;
+            }
+            if (static_cast<std::size_t>(n) == data.size()) return;
+            data.remove_prefix(static_cast<std::size_t>(n));
+            wbuf_.clear();
+            wpos_ = 0;
+            loop_->add_writer(fd_, Callback(&on_writable, this));
+        } else if (wpos_ > wbuf_.size() / 2) {
+            wbuf_.erase(0, wpos_);
+            wpos_ = 0;
+        }
+        wbuf_.append(data);
+        maybe_pause_protocol();
+    }
+
+    void write_eof() override {
+        if (closing_ || eof_written_) return;
+        eof_written_ = true;
+        if (wpos_ == wbuf_.size()) ::shutdown(fd_, SHUT_WR);
+    }
+    bool can_write_eof() const override { return true; }
+
+    void close() override {
+        if (closing_) return;
+        closing_ = true;
+        loop_->remove_reader(fd_);
+        if (wpos_ == wbuf_.size()) {
+            ++conn_lost_;
+            loop_->remove_writer(fd_);
+            schedule_connection_lost(nullptr);
+        }
+    }
+    void abort() override { force_close(nullptr); }
+    bool is_closing() const override { return closing_; }
+
+    void pause_reading() override {
+        if (closing_ || paused_) return;
+        paused_ = true;
+        loop_->remove_reader(fd_);
+    }
+    void resume_reading() override {
+        if (closing_ || !paused_) return;
+        paused_ = false;
+        loop_->add_reader(fd_, Callback(&on_readable, this));
+    }
+    bool is_reading() const override { return !paused_ && !closing_; }
+
+    void set_write_buffer_limits(std::optional<std::size_t> high, std::optional<std::size_t> low) override {
+        std::size_t h = high ? *high : (low ? 4 * *low : 64 * 1024);
+        std::size_t l = low ? *low : h / 4;
+        if (h < l)
+            throw ValueError("high (" + std::to_string(h) + ") must be >= low (" + std::to_string(l) +
+                             ") must be >= 0");
+        high_ = h;
+        low_ = l;
+        maybe_pause_protocol();
+    }
+    std::pair<std::size_t, std::size_t> get_write_buffer_limits() const override { return {low_, high_}; }
+    std::size_t get_write_buffer_size() const override { return wbuf_.size() - wpos_; }
+
+    std::any get_extra_info(std::string_view name, std::any dflt) const override {
+        if (name == "peername") return peer_.empty() ? dflt : std::any(peer_);
+        if (name == "sockname") {
+            if (fd_ < 0) return dflt;
+            SockAddr a;
+            *a.size_ptr() = SockAddr::capacity();
+            if (::getsockname(fd_, a.data(), a.size_ptr()) < 0) return dflt;
+            return a;
+        }
+        if (name == "socket") return fd_ < 0 ? dflt : std::any(fd_);
+        return dflt;
+    }
+    std::shared_ptr<BaseProtocol> get_protocol() const override { return proto_; }
+
+private:
+    static void on_readable(void* p) { static_cast<SocketTransport*>(p)->read_ready(); }
+    static void on_writable(void* p) { static_cast<SocketTransport*>(p)->write_ready(); }
+    static void lost_thunk(void* p) { static_cast<SocketTransport*>(p)->call_connection_lost(); }
+
+    void read_ready() {
+        if (conn_lost_) return;
+        char* buf;
+        std::size_t cap;
+        if (p_) {
+            buf = shared_read_buffer();
+            cap = kMaxRead;
+        } else {
+            std::span<char> b;
+            try {
+                b = bp_->get_buffer(0);
+                if (b.empty()) throw RuntimeError("get_buffer() returned an empty buffer");
+            } catch (...) {
+                fatal_error(std::current_exception(), "Fatal error: protocol.get_buffer() call failed.");
+                return;
+            }
+            buf = b.data();
+            cap = b.size();
+        }
+        ssize_t n = ::recv(fd_, buf, cap, 0);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
+            fatal_error(make_os_error(errno, "recv"), "Fatal read error on socket transport");
+            return;
+        }
+        if (n == 0) {
+            read_eof();
+            return;
+        }
+        try {
+            if (p_)
+                p_->data_received(std::string_view(buf, static_cast<std::size_t>(n)));
+            else
+                bp_->buffer_updated(static_cast<std::size_t>(n));
+        } catch (...) {
+            fatal_error(std::current_exception(), p_ ? "Fatal error: protocol.data_received() call failed."
+                                                     : "Fatal error: protocol.buffer_updated() call failed.");
+        }
+    }
+
+    void read_eof() {
+        bool keep_open;
+        try {
+            keep_open = p_ ? p_->eof_received() : bp_->eof_received();
+        } catch (...) {
+            fatal_error(std::current_exception(), "Fatal error: protocol.eof_received() call failed.");
+            return;
+        }
+        if (keep_open) {
+            // Keep writing; stop polling a socket that will only ever say EOF.
+            if (!paused_) loop_->remove_reader(fd_);
+            paused_ = true;
+        } else {
+            close();
+        }
+    }
+
+    void write_ready() {
+        if (conn_lost_) return;
+        ssize_t n;
+        do n = ::send(fd_, wbuf_.data() + wpos_, wbuf_.size() - wpos_, MSG_NOSIGNAL);
+        while (n < 0 && errno == EINTR);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+            int err = errno;
+            loop_->remove_writer(fd_);
+            wbuf_.clear();
+            wpos_ = 0;
+            fatal_error(make_os_error(err, "send"), "Fatal write error on socket transport");
+            return;
+        }
+        wpos_ += static_cast<std::size_t>(n);
+        maybe_resume_protocol();
+        if (wpos_ != wbuf_.size() || conn_lost_) return;
+        wbuf_.clear();
+        wpos_ = 0;
+        loop_->remove_writer(fd_);
+        if (closing_) {
+            ++conn_lost_;
+            schedule_connection_lost(nullptr);
+        } else if (eof_written_) {
+            ::shutdown(fd_, SHUT_WR);
+        }
+    }
+
+    void maybe_pause_protocol() {
+        if (get_write_buffer_size() <= high_ || protocol_paused_) return;
+        protocol_paused_ = true;
+        try {
+            proto_->pause_writing();
+        } catch (...) {
+            report(*loop_, "protocol.pause_writing() failed", std::current_exception());
+        }
+    }
+    void maybe_resume_protocol() {
+        if (!protocol_paused_ || get_write_buffer_size() > low_) return;
+        protocol_paused_ = false;
+        try {
+            proto_->resume_writing();
+        } catch (...) {
+            report(*loop_, "protocol.resume_writing() failed", std::current_exception());
+        }
+    }
+
+    // Python's _fatal_error: OS errors (resets, broken pipes) are ordinary
+    // connection ends; anything else is reported to the exception handler.
+    void fatal_error(std::exception_ptr exc, const char* message) {
+        if (!is_os_error(exc)) report(*loop_, message, exc);
+        force_close(std::move(exc));
+    }
+
+    void force_close(std::exception_ptr exc) {
+        if (conn_lost_) return;
+        if (wpos_ != wbuf_.size()) {
+            wbuf_.clear();
+            wpos_ = 0;
+            loop_->remove_writer(fd_);
+        }
+        if (!closing_) {
+            closing_ = true;
+            loop_->remove_reader(fd_);
+        }
+        ++conn_lost_;
+        schedule_connection_lost(std::move(exc));
+    }
+
+    void schedule_connection_lost(std::exception_ptr exc) {
+        lost_exc_ = std::move(exc);
+        loop_->call_soon(Callback(&lost_thunk, this));
+    }
+
+    void call_connection_lost() {
+        auto keep = std::move(self_);  // may destroy *this when this function returns
+        try {
+            proto_->connection_lost(lost_exc_);
+        } catch (...) {
+            report(*loop_, "Exception in callback protocol.connection_lost()", std::current_exception());
+        }
+        lost_exc_ = nullptr;
+        close_fd(*loop_, fd_);
+        fd_ = -1;
+        proto_.reset();
+        p_ = nullptr;
+        bp_ = nullptr;
+        if (server_) {
+            auto s = std::move(server_);
+            s->detach(this);
+        }
+    }
+
+    EventLoop* loop_;
+    int fd_;
+    std::shared_ptr<BaseProtocol> proto_;
+    Protocol* p_ = nullptr;
+    BufferedProtocol* bp_ = nullptr;
+    std::shared_ptr<ServerState> server_;
+    std::shared_ptr<SocketTransport> self_;
+    SockAddr peer_;
+    std::string wbuf_;
+    std::size_t wpos_ = 0;
+    std::size_t high_ = 64 * 1024;
+    std::size_t low_ = 16 * 1024;
+    std::exception_ptr lost_exc_;
+    int conn_lost_ = 0;
+    bool closing_ = false;
+    bool eof_written_ = false;
+    bool paused_ = false;
+    bool protocol_paused_ = false;
+
+public:
+    void abort_for_server() { abort(); }
+};
+
+namespace {
+std::shared_ptr<SocketTransport> make_transport(EventLoop& loop, int fd, std::shared_ptr<BaseProtocol> proto,
+                                                std::shared_ptr<ServerState> server, SockAddr peer) {
+    auto t = std::make_shared<SocketTransport>(loop, fd, std::move(proto), std::move(server), std::move(peer));
+    t->start();
+    return t;
+}
+
+bool is_inet(int family) { return family == AF_INET || family == AF_INET6; }
+}  // namespace
+
+// ---- Server ----------------------------------------------------------------------
+
+void ServerState::start_serving() {
+    if (serving || closed) return;
+    serving = true;
+    for (int fd : socks) {
+        if (::listen(fd, backlog) < 0) raise_os_error(errno, "listen");
+        loop->add_reader(fd, Callback([this, fd] { accept_ready(fd); }));
+    }
+}
+
+void ServerState::stop_accepting() {
+    for (int fd : socks) loop->remove_reader(fd);
+}
+
+void ServerState::accept_ready(int lfd) {
+    for (int i = 0; i < backlog; ++i) {
+        SockAddr peer;
+        *peer.size_ptr() = SockAddr::capacity();
+        int fd = ::accept4(lfd, peer.data(), peer.size_ptr(), SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            int err = errno;
+            if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) return;
+            if (err == ECONNABORTED) continue;
+            if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+                // Out of descriptors: stop polling the listening sockets (a
+                // level-triggered readiness would spin) and retry later.
+                report(*loop, "socket.accept() out of system resource", make_os_error(err, "accept"));
+                stop_accepting();
+                accept_paused = true;
+                retry = loop->call_later(kAcceptRetryDelay, Callback([this] {
+                                             accept_paused = false;
+                                             if (!serving || closed) return;
+                                             for (int f : socks)
+                                                 loop->add_reader(f, Callback([this, f] { accept_ready(f); }));
+                                         }));
+                return;
+            }
+            report(*loop, "Error on accepting a connection", make_os_error(err, "accept"));
+            return;
+        }
+        if (is_inet(peer.family())) {
+            int one = 1;
+            ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        }
+        std::shared_ptr<BaseProtocol> proto;
+        try {
+            proto = factory();
+        } catch (...) {
+            close_fd(*loop, fd);
+            report(*loop, "Error on transport creation for incoming connection", std::current_exception());
+            continue;
+        }
+        try {
+            make_transport(*loop, fd, std::move(proto), shared_from_this(), std::move(peer));
+        } catch (...) {
+            report(*loop, "Error on transport creation for incoming connection", std::current_exception());
+        }
+        if (closed || !serving) return;
+    }
+}
+
+void ServerState::close() {
+    if (closed) return;
+    closed = true;
+    if (accept_paused) retry.cancel();
+    for (int fd : socks) close_fd(*loop, fd);
+    socks.clear();
+    if (!unix_path.empty()) {
+        struct stat st;
+        if (::stat(unix_path.c_str(), &st) == 0 && st.st_ino == unix_ino) ::unlink(unix_path.c_str());
+    }
+    serving = false;
+    if (serving_forever && !serving_forever->done()) serving_forever->cancel();
+    auto keep = std::move(self);
+    if (active_count == 0) wakeup();
+}
+
+}  // namespace detail
+
+void Server::close() { s_->close(); }
+void Server::close_clients() {
+    std::vector<detail::SocketTransport*> cs(s_->clients.begin(), s_->clients.end());
+    for (auto* t : cs) t->close();
+}
+void Server::abort_clients() {
+    std::vector<detail::SocketTransport*> cs(s_->clients.begin(), s_->clients.end());
+    for (auto* t : cs) t->abort();
+}
+bool Server::is_serving() const { return s_->serving; }
+std::vector<int> Server::sockets() const { return s_->socks; }
+EventLoop& Server::get_loop() const { return *s_->loop; }
+int Server::port() const {
+    if (s_->socks.empty()) return 0;
+    return SockAddr::local_of(s_->socks.front()).port();
+}
+
+namespace {
+Coro<> server_start_serving(std::shared_ptr<detail::ServerState> s) {
+    s->start_serving();
+    co_await sleep(0);  // Python: give the loop a chance to start accepting
+}
+Coro<> server_wait_closed(std::shared_ptr<detail::ServerState> s) {
+    if (s->waiters_done) co_return;
+    Future<> w = s->loop->create_future<void>();
+    s->waiters.push_back(w);
+    co_await w;
+}
+Coro<> server_serve_forever(std::shared_ptr<detail::ServerState> s) {
+    if (s->serving_forever) throw RuntimeError("server is already being awaited on serve_forever()");
+    if (s->closed) throw RuntimeError("server is closed");
+    s->start_serving();
+    s->serving_forever = s->loop->create_future<void>();
+    std::exception_ptr cancelled;
+    try {
+        Future<> f = *s->serving_forever;
+        co_await f;
+    } catch (const CancelledError&) {
+        cancelled = std::current_exception();
+    }
+    s->serving_forever.reset();
+    if (cancelled) {
+        s->close();
+        auto wc = server_wait_closed(s);
+        co_await std::move(wc);
+        std::rethrow_exception(cancelled);
+    }
+}
+}  // namespace
+
+Coro<> Server::start_serving() { return server_start_serving(s_); }
+Coro<> Server::wait_closed() { return server_wait_closed(s_); }
+Coro<> Server::serve_forever() { return server_serve_forever(s_); }
+
+namespace detail {
+
+namespace {
+
+std::shared_ptr<ServerState> new_server(ProtocolFactory f, const ServerOptions& opts) {
+    auto s = std::make_shared<ServerState>();
+    s->loop = &running_loop();
+    s->factory = std::move(f);
+    s->backlog = opts.backlog;
+    return s;
+}
+
+Coro<Server> finish_server(std::shared_ptr<ServerState> s, bool start) {
+    s->self = s;
+    if (start) {
+        try {
+            s->start_serving();
+        } catch (...) {
+            s->close();
+            throw;
+        }
+        co_await sleep(0);  // Python: let the loop start accepting
+    }
+    co_return Server(std::move(s));
+}
+
+// Connect one non-blocking socket to ai; returns the connected descriptor.
+Coro<int> connect_one(EventLoop* loop, AddrInfo ai, std::vector<AddrInfo> locals) {
+    int fd = ::socket(ai.family, ai.type | SOCK_NONBLOCK | SOCK_CLOEXEC, ai.proto);
+    if (fd < 0) raise_os_error(errno, "socket");
+    FdGuard guard(loop, fd);
+    if (is_inet(ai.family)) set_int_opt(fd, IPPROTO_TCP, TCP_NODELAY, 1, "setsockopt(TCP_NODELAY)");
+    if (!locals.empty()) {
+        bool bound = false;
+        int last = 0;
+        std::string where;
+        for (const auto& l : locals) {
+            if (l.family != ai.family) continue;
+            if (::bind(fd, l.addr.data(), l.addr.size()) == 0) {
+                bound = true;
+                break;
+            }
+            last = errno;
+            where = l.addr.to_string();
+        }
+        if (!bound) {
+            if (last == 0)
+                throw OSError(EINVAL, "no matching local address with family=" + std::to_string(ai.family) +
+                                          " found");
+            raise_os_error(last, "error while attempting to bind on address " + where);
+        }
+    }
+    if (::connect(fd, ai.addr.data(), ai.addr.size()) < 0) {
+        if (errno != EINPROGRESS && errno != EINTR) raise_os_error(errno, "connect " + ai.addr.to_string());
+        auto w = loop->wait_writable(fd);
+        co_await std::move(w);
+        int err = 0;
+        socklen_t len = sizeof err;
+        if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
+        if (err != 0) raise_os_error(err, "connect " + ai.addr.to_string());
+    }
+    co_return guard.release();
+}
+
+}  // namespace
+
+Coro<std::shared_ptr<Transport>> create_connection(ProtocolFactory f, std::string host, int port,
+                                                   ConnectOptions opts) {
+    EventLoop& loop = running_loop();
+    auto rc = resolve(loop, host, port, opts.family, SOCK_STREAM, 0);
+    std::vector<AddrInfo> infos = co_await std::move(rc);
+    std::vector<AddrInfo> locals;
+    if (opts.local_addr) {
+        auto lc = resolve(loop, opts.local_addr->host, opts.local_addr->port, opts.family, SOCK_STREAM, AI_PASSIVE);
+        locals = co_await std::move(lc);
+    }
+    std::vector<std::exception_ptr> errors;
+    int fd = -1;
+    SockAddr peer;
+    for (const auto& ai : infos) {
+        try {
+            auto c = connect_one(&loop, ai, locals);
+            fd = co_await std::move(c);
+            peer = ai.addr;
+            break;
+        } catch (const OSError&) {
+            errors.push_back(std::current_exception());
+        }
+    }
+    if (fd < 0) raise_collected(errors);
+    FdGuard guard(&loop, fd);
+    std::shared_ptr<BaseProtocol> proto = f();
+    guard.release();
+    co_return make_transport(loop, fd, std::move(proto), nullptr, std::move(peer));
+}
+
+Coro<std::shared_ptr<Transport>> create_unix_connection(ProtocolFactory f, std::string path) {
+    EventLoop& loop = running_loop();
+    AddrInfo ai;
+    ai.family = AF_UNIX;
+    ai.type = SOCK_STREAM;
+    ai.addr = SockAddr::from_unix_path(path);
+    auto c = connect_one(&loop, ai, {});
+    int fd = co_await std::move(c);
+    FdGuard guard(&loop, fd);
+    std::shared_ptr<BaseProtocol> proto = f();
+    guard.release();
+    co_return make_transport(loop, fd, std::move(proto), nullptr, ai.addr);
+}
+
+Coro<Server> create_server(ProtocolFactory f, std::string host, int port, ServerOptions opts) {
+    auto s = new_server(std::move(f), opts);
+    EventLoop& loop = *s->loop;
+    auto rc = resolve(loop, host, port, opts.family, SOCK_STREAM, AI_PASSIVE);
+    std::vector<AddrInfo> infos = co_await std::move(rc);
+    struct CloseAll {
+        std::shared_ptr<ServerState>* s;
+        bool armed = true;
+        ~CloseAll() {
+            if (!armed) return;
+            for (int fd : (*s)->socks) close_fd(*(*s)->loop, fd);
+            (*s)->socks.clear();
+        }
+    } cleanup{&s};
+    std::vector<SockAddr> done;
+    for (const auto& ai : infos) {
+        bool dup = false;
+        for (const auto& d : done) dup = dup || d == ai.addr;
+        if (dup) continue;  // getaddrinfo may list an address once per protocol
+        done.push_back(ai.addr);
+        int fd = ::socket(ai.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, ai.proto);
+        if (fd < 0) raise_os_error(errno, "socket");
+        s->socks.push_back(fd);
+        if (opts.reuse_address.value_or(true)) set_int_opt(fd, SOL_SOCKET, SO_REUSEADDR, 1, "setsockopt(SO_REUSEADDR)");
+        if (opts.reuse_port) set_int_opt(fd, SOL_SOCKET, SO_REUSEPORT, 1, "setsockopt(SO_REUSEPORT)");
+        if (ai.family == AF_INET6) set_int_opt(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1, "setsockopt(IPV6_V6ONLY)");
+        if (::bind(fd, ai.addr.data(), ai.addr.size()) < 0) {
+            int err = errno;
+            if (err == EADDRNOTAVAIL && ai.family == AF_INET6 && host.empty()) {
+                // IPv6 not enabled on this host (Python's bpo-30945).
+                s->socks.pop_back();
+                close_fd(loop, fd);
+                continue;
+            }
+            raise_os_error(err, "error while attempting to bind on address " + ai.addr.to_string());
+        }
+    }
+    cleanup.armed = false;
+    auto fin = finish_server(std::move(s), opts.start_serving);
+    co_return co_await std::move(fin);
+}
+
+Coro<Server> create_unix_server(ProtocolFactory f, std::string path, ServerOptions opts) {
+    auto s = new_server(std::move(f), opts);
+    EventLoop& loop = *s->loop;
+    SockAddr addr = SockAddr::from_unix_path(path);
+    if (!path.empty() && path[0] != '\0') {
+        struct stat st;
+        if (::stat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(path.c_str());  // stale socket
+    }
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) raise_os_error(errno, "socket");
+    FdGuard guard(&loop, fd);
+    if (::bind(fd, addr.data(), addr.size()) < 0) {
+        int err = errno;
+        if (err == EADDRINUSE) raise_os_error(err, "Address '" + path + "' is already in use");
+        raise_os_error(err, "bind " + path);
+    }
+    if (!path.empty() && path[0] != '\0') {
+        struct stat st;
+        if (::stat(path.c_str(), &st) == 0) {
+            s->unix_path = path;
+            s->unix_ino = st.st_ino;
+        }
+    }
+    s->socks.push_back(guard.release());
+    auto fin = finish_server(std::move(s), opts.start_serving);
+    co_return co_await std::move(fin);
+}
+
+std::shared_ptr<Transport> connect_accepted_socket(ProtocolFactory f, int fd) {
+    EventLoop& loop = running_loop();
+    int type = 0;
+    socklen_t len = sizeof type;
+    if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_STREAM)
+        throw ValueError("A Stream Socket was expected, got fd " + std::to_string(fd));
+    int flags = 1;
+    ::ioctl(fd, FIONBIO, &flags);
+    SockAddr peer;
+    *peer.size_ptr() = SockAddr::capacity();
+    if (::getpeername(fd, peer.data(), peer.size_ptr()) < 0) peer = SockAddr();
+    return make_transport(loop, fd, f(), nullptr, std::move(peer));
+}
+
+// ---- datagram transport ---------------------------------------------------------
+
+class DgramTransport final : public DatagramTransport {
+public:
+    DgramTransport(EventLoop& loop, int fd, std::shared_ptr<BaseProtocol> proto, std::optional<SockAddr> remote)
+        : loop_(&loop), fd_(fd), proto_(std::move(proto)), remote_(std::move(remote)) {
+        p_ = dynamic_cast<DatagramProtocol*>(proto_.get());
+        if (!p_) {
+            close_fd(loop, fd_);
+            throw ValueError("a datagram endpoint needs a DatagramProtocol");
+        }
+    }
+    ~DgramTransport() override {
+        if (fd_ >= 0) close_fd(*loop_, fd_);
+    }
+    void start() {
+        self_ = std::static_pointer_cast<DgramTransport>(shared_from_this());
+        try {
+            p_->connection_made(this);
+        } catch (...) {
+            report(*loop_, "Fatal error: protocol.connection_made() call failed.", std::current_exception());
+            force_close(std::current_exception());
+            return;
+        }
+        if (!closing_) loop_->add_reader(fd_, Callback(&on_readable, this));
+    }
+
+    void sendto(std::string_view data) override {
+        if (!remote_) throw ValueError("no address given and the endpoint is not connected");
+        send_impl(data, nullptr);
+    }
+    void sendto(std::string_view data, const SockAddr& addr) override {
+        if (remote_) {
+            if (!(addr == *remote_)) throw ValueError("Invalid address: must be None or " + remote_->to_string());
+            send_impl(data, nullptr);
+            return;
+        }
+        send_impl(data, &addr);
+    }
+    void sendto(std::string_view data, const HostPort& addr) override {
+        sendto(data, SockAddr::from_ip(addr.host, static_cast<std::uint16_t>(addr.port)));
+    }
+    void close() override {
+        if (closing_) return;
+        closing_ = true;
+        loop_->remove_reader(fd_);
+        if (queue_.empty()) {
+            ++conn_lost_;
+            schedule_connection_lost(nullptr);
+        }
+    }
+    void abort() override { force_close(nullptr); }
+    bool is_closing() const override { return closing_; }
+    std::size_t get_write_buffer_size() const override { return queued_bytes_; }
+    std::any get_extra_info(std::string_view name, std::any dflt) const override {
+        if (name == "peername") return remote_ ? std::any(*remote_) : dflt;
+        if (name == "sockname") return fd_ < 0 ? dflt : std::any(SockAddr::local_of(fd_));
+        if (name == "socket") return fd_ < 0 ? dflt : std::any(fd_);
+        return dflt;
+    }
+    std::shared_ptr<BaseProtocol> get_protocol() const override { return proto_; }
+
+private:
+    static void on_readable(void* p) { static_cast<DgramTransport*>(p)->read_ready(); }
+    static void on_writable(void* p) { static_cast<DgramTransport*>(p)->write_ready(); }
+    static void lost_thunk(void* p) { static_cast<DgramTransport*>(p)->call_connection_lost(); }
+
+    void send_impl(std::string_view data, const SockAddr* addr) {
+        if (conn_lost_) {
+            ++conn_lost_;
+            return;
+        }
+        if (queue_.empty()) {
+            ssize_t n = addr ? ::sendto(fd_, data.data(), data.size(), MSG_NOSIGNAL, addr->data(), addr->size())
+                             : ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
+            if (n >= 0) return;
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+                error(make_os_error(errno, "sendto"));
+                return;
+            }
+            loop_->add_writer(fd_, Callback(&on_writable, this));
+        }
+        queue_.emplace_back(std::string(data), addr ? std::optional<SockAddr>(*addr) : std::nullopt);
+        queued_bytes_ += data.size();
+    }
+    void error(std::exception_ptr e) {
+        try {
+            p_->error_received(std::move(e));
+        } catch (...) {
+            report(*loop_, "Fatal error: protocol.error_received() call failed.", std::current_exception());
+            force_close(std::current_exception());
+        }
+    }
+    void read_ready() {
+        if (conn_lost_) return;
+        char* buf = shared_read_buffer();
+        SockAddr from;
+        *from.size_ptr() = SockAddr::capacity();
+        ssize_t n = ::recvfrom(fd_, buf, kMaxRead, 0, from.data(), from.size_ptr());
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
+            error(make_os_error(errno, "recvfrom"));
+            return;
+        }
+        try {
+            p_->datagram_received(std::string_view(buf, static_cast<std::size_t>(n)), from);
+        } catch (...) {
+            report(*loop_, "Fatal error: protocol.datagram_received() call failed.", std::current_exception());
+            force_close(std::current_exception());
+        }
+    }
+    void write_ready() {
+        while (!queue_.empty()) {
+            auto& [data, addr] = queue_.front();
+            ssize_t n = addr ? ::sendto(fd_, data.data(), data.size(), MSG_NOSIGNAL, addr->data(), addr->size())
+                             : ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
+            if (n < 0) {
+                if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
+                int err = errno;
+                queued_bytes_ -= data.size();
+                queue_.pop_front();
+                error(make_os_error(err, "sendto"));
+                if (conn_lost_) return;
+                continue;
+            }
+            queued_bytes_ -= data.size();
+            queue_.pop_front();
+        }
+        loop_->remove_writer(fd_);
+        if (closing_) {
+            ++conn_lost_;
+            schedule_connection_lost(nullptr);
+        }
+    }
+    void force_close(std::exception_ptr exc) {
+        if (conn_lost_) return;
+        if (!queue_.empty()) {
+            queue_.clear();
+            queued_bytes_ = 0;
+            loop_->remove_writer(fd_);
+        }
+        if (!closing_) {
+            closing_ = true;
+            loop_->remove_reader(fd_);
+        }
+        ++conn_lost_;
+        schedule_connection_lost(std::move(exc));
+    }
+    void schedule_connection_lost(std::exception_ptr exc) {
+        lost_exc_ = std::move(exc);
+        loop_->call_soon(Callback(&lost_thunk, this));
+    }
+    void call_connection_lost() {
+        auto keep = std::move(self_);
+        try {
+            p_->connection_lost(lost_exc_);
+        } catch (...) {
+            report(*loop_, "Exception in callback protocol.connection_lost()", std::current_exception());
+        }
+        lost_exc_ = nullptr;
+        close_fd(*loop_, fd_);
+        fd_ = -1;
+        proto_.reset();
+        p_ = nullptr;
+    }
+
+    EventLoop* loop_;
+    int fd_;
+    std::shared_ptr<BaseProtocol> proto_;
+    DatagramProtocol* p_ = nullptr;
+    std::optional<SockAddr> remote_;
+    std::shared_ptr<DgramTransport> self_;
+    std::deque<std::pair<std::string, std::optional<SockAddr>>> queue_;
+    std::size_t queued_bytes_ = 0;
+    std::exception_ptr lost_exc_;
+    int conn_lost_ = 0;
+    bool closing_ = false;
+};
+
+Coro<std::shared_ptr<DatagramTransport>> create_datagram_endpoint(ProtocolFactory f, DatagramOptions opts) {
+    EventLoop& loop = running_loop();
+    if (!opts.local_addr && !opts.remote_addr) throw ValueError("unexpected address family");
+    std::vector<AddrInfo> locals, remotes;
+    if (opts.local_addr) {
+        auto c = resolve(loop, opts.local_addr->host, opts.local_addr->port, opts.family, SOCK_DGRAM, AI_PASSIVE);
+        locals = co_await std::move(c);
+    }
+    if (opts.remote_addr) {
+        auto c = resolve(loop, opts.remote_addr->host, opts.remote_addr->port, opts.family, SOCK_DGRAM, 0);
+        remotes = co_await std::move(c);
+    }
+    // Pick the first family both sides have (Python pairs them by family).
+    std::vector<std::exception_ptr> errors;
+    const std::vector<AddrInfo>& primary = locals.empty() ? remotes : locals;
+    for (const auto& p : primary) {
+        const AddrInfo* local = locals.empty() ? nullptr : &p;
+        const AddrInfo* remote = nullptr;
+        if (!remotes.empty()) {
+            for (const auto& r : remotes)
+                if (r.family == p.family) {
+                    remote = &r;
+                    break;
+                }
+            if (!remote) continue;
+        }
+        try {
+            int fd = ::socket(p.family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+            if (fd < 0) raise_os_error(errno, "socket");
+            FdGuard guard(&loop, fd);
+            if (opts.reuse_port) set_int_opt(fd, SOL_SOCKET, SO_REUSEPORT, 1, "setsockopt(SO_REUSEPORT)");
+            if (opts.allow_broadcast) set_int_opt(fd, SOL_SOCKET, SO_BROADCAST, 1, "setsockopt(SO_BROADCAST)");
+            if (local && ::bind(fd, local->addr.data(), local->addr.size()) < 0)
+                raise_os_error(errno, "error while attempting to bind on address " + local->addr.to_string());
+            std::optional<SockAddr> connected;
+            if (remote) {
+                if (::connect(fd, remote->addr.data(), remote->addr.size()) < 0)
+                    raise_os_error(errno, "connect " + remote->addr.to_string());
+                connected = remote->addr;
+            }
+            auto t = std::make_shared<DgramTransport>(loop, guard.release(), f(), std::move(connected));
+            t->start();
+            co_return t;
+        } catch (const OSError&) {
+            errors.push_back(std::current_exception());
+        }
+    }
+    if (errors.empty()) throw ValueError("can not get address information");
+    raise_collected(errors);
+}
+
+}  // namespace detail
+}  // namespace asyncio

@@ -1,0 +1,584 @@
+// Streams on real loopback sockets: StreamReader/StreamWriter/Server, derived
+// from CPython's test_streams.py and test_server.py.
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+#include "support/run_test.hpp"
+
+using asyncio::Coro;
+using asyncio::StreamReader;
+using asyncio::StreamWriter;
+using asyncio::testing::run_test;
+
+namespace {
+
+Coro<> echo_lines(StreamReader reader, StreamWriter writer) {
+    for (;;) {
+        std::string line = co_await reader.readline();
+        if (line.empty()) break;
+        writer.write(line);
+        co_await writer.drain();
+    }
+    writer.close();
+}
+
+Coro<> echo_chunks(StreamReader reader, StreamWriter writer) {
+    for (;;) {
+        std::string data = co_await reader.read(65536);
+        if (data.empty()) break;
+        writer.write(data);
+        co_await writer.drain();
+    }
+    writer.close();
+}
+
+Coro<> close_server(asyncio::Server server) {
+    server.close();
+    co_await server.wait_closed();
+}
+
+}  // namespace
+
+TEST(Streams, EchoLineRoundTrip) {
+    run_test([]() -> Coro<> {
+        auto server = co_await asyncio::start_server(echo_lines, "127.0.0.1", 0);
+        EXPECT_GT(server.port(), 0);
+        EXPECT_TRUE(server.is_serving());
+        auto [reader, writer] = co_await asyncio::open_connection("127.0.0.1", server.port());
+        writer.write("hello\n");
+        writer.write(std::string_view("world\n"));
+        co_await writer.drain();
+        EXPECT_EQ(co_await reader.readline(), "hello\n");
+        EXPECT_EQ(co_await reader.readline(), "world\n");
+        writer.write_eof();
+        EXPECT_EQ(co_await reader.read(), "");
+        EXPECT_TRUE(reader.at_eof());
+        writer.close();
+        co_await writer.wait_closed();
+        co_await close_server(server);
+    });
+}
+
+TEST(Streams, ReadAllUntilEofAndBytesSpan) {
+    run_test([]() -> Coro<> {
+        auto server = co_await asyncio::start_server(echo_chunks, "127.0.0.1", 0);
+        auto [reader, writer] = co_await asyncio::open_connection("127.0.0.1", server.port());
+        std::string big(300000, 'x');
+        for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>('a' + i % 26);
+        writer.write(std::as_bytes(std::span<const char>(big.data(), big.size())));
+        writer.write_eof();
+        co_await writer.drain();
+        std::string got = co_await reader.read();
+        EXPECT_EQ(got, big);
+        writer.close();
+        co_await writer.wait_closed();
+        co_await close_server(server);
+    });
+}
+
+namespace {
+Coro<> send_then_close(StreamReader, StreamWriter writer) {
+    writer.write("abc");
+    co_await writer.drain();
+    writer.close();
+}
+}  // namespace
+
+TEST(Streams, ReadexactlyRaisesIncompleteReadOnPeerClose) {
+    run_test([]() -> Coro<> {
+        auto server = co_await asyncio::start_server(send_then_close, "127.0.0.1", 0);
+        auto [reader, writer] = co_await asyncio::open_connection("127.0.0.1", server.port());
+        bool raised = false;
+        try {
+            co_await reader.readexactly(10);
+        } catch (const asyncio::IncompleteReadError& e) {
+            raised = true;
+            EXPECT_EQ(e.partial, "abc");
+            EXPECT_EQ(e.expected, std::optional<std::size_t>(10));
+        }
+        EXPECT_TRUE(raised);
+        EXPECT_EQ(co_await reader.read(5), "");  // read after EOF
+        writer.close();
+        co_await close_server(server);
+    });
+}
+
+namespace {
+struct SplitPlan {
+    std::optional<asyncio::Future<>> go;
+};
+Coro<> send_split(StreamReader, StreamWriter writer, SplitPlan* plan) {
+    writer.write("one\r");
+    co_await writer.drain();
+    co_await *plan->go;  // the client has read "one\r" and is waiting for more
+    writer.write("\ntwo|three");
+    co_await writer.drain();
+    writer.close();
+}
+}  // namespace
+
+TEST(Streams, ReaduntilFindsSeparatorSplitAcrossReads) {
+    SplitPlan plan;
+    run_test([&]() -> Coro<> {
+        plan.go.emplace();
+        auto cb = [&plan](StreamReader r, StreamWriter w) { return send_split(std::move(r), std::move(w), &plan); };
+        auto server = co_await asyncio::start_server(cb, "127.0.0.1", 0);
+        auto [reader, writer] = co_await asyncio::open_connection("127.0.0.1", server.port());
+        EXPECT_EQ(co_await reader.readexactly(2), "on");  // "e\r" is buffered now, "\n" not sent yet
+        auto t = asyncio::create_task(reader.readuntil("\r\n"));
+        co_await asyncio::sleep(0);
+        EXPECT_FALSE(t.done());
+        plan.go->set_result();
+        EXPECT_EQ(co_await t, "e\r\n");
+        std::vector<std::string> seps{"|", "ee"};
+        EXPECT_EQ(co_await reader.readuntil(seps), "two|");
+        bool raised = false;
+        try {
+            co_await reader.readuntil("\n");
+        } catch (const asyncio::IncompleteReadError& e) {
+            raised = true;
+            EXPECT_EQ(e.partial, "three");
+            EXPECT_FALSE(e.expected.has_value());
+        }
+        EXPECT_TRUE(raised);
+        writer.close();
+        co_await close_server(server);
+    });
+}
+
+TEST(Streams, ReaduntilLimitOverrunKeepsData) {
+    run_test([]() -> Coro<> {
+        StreamReader reader(8);
+        reader.feed_data("0123456789ABCDEF\n");
+        bool raised = false;
+        try {
+            co_await reader.readuntil("\n");
+        } catch (const asyncio::LimitOverrunError& e) {
+            raised = true;
+            EXPECT_GT(e.consumed, 8u);
+        }
+        EXPECT_TRUE(raised);
+        EXPECT_EQ(co_await reader.read(4), "0123");  // nothing was consumed by the failure
+        bool value_error = false;
+        try {
+            co_await reader.readline();
+        } catch (const asyncio::ValueError&) {
+            value_error = true;
+        }
+        EXPECT_TRUE(value_error);
+        reader.feed_data("ok\n");
+        EXPECT_EQ(co_await reader.readline(), "ok\n");  // the overlong line was discarded
+        reader.feed_eof();
+        EXPECT_EQ(co_await reader.readline(), "");
+    });
+}
+
+namespace {
+struct LineLog {
+    std::vector<std::string> events;
+};
+Coro<> limited_reader(StreamReader reader, StreamWriter writer, LineLog* log) {
+    try {
+        std::string line = co_await reader.readline();
+        log->events.push_back("line:" + line);
+    } catch (const asyncio::ValueError&) {
+        log->events.push_back("too long");
+    }
+    writer.write("bye\n");
+    co_await writer.drain();
+    writer.close();
+}
+Coro<> endless_writer(StreamWriter writer) {
+    std::string chunk(16384, 'z');
+    try {
+        for (int i = 0; i < 10000; ++i) {
+            writer.write(chunk);
+            co_await writer.drain();
+        }
+    } catch (const asyncio::ConnectionError&) {
+    }
+}
+}  // namespace
+
+TEST(Streams, EndlessLineIsStoppedByTheLimitAndServerGoesOn) {
+    LineLog log;
+    run_test([&]() -> Coro<> {
+        auto cb = [&log](StreamReader r, StreamWriter w) { return limited_reader(std::move(r), std::move(w), &log); };
+        auto server = co_await asyncio::start_server(cb, "127.0.0.1", 0, 1024);
+        auto [r1, w1] = co_await asyncio::open_connection("127.0.0.1", server.port());
+        auto flood = asyncio::create_task(endless_writer(w1));
+        EXPECT_EQ(co_await r1.readline(), "bye\n");
+        w1.close();
+        co_await flood;
+        auto [r2, w2] = co_await asyncio::open_connection("127.0.0.1", server.port());
+        w2.write("short\n");
+        EXPECT_EQ(co_await r2.readline(), "bye\n");
+        w2.close();
+        co_await close_server(server);
+    });
+    EXPECT_EQ(log.events, (std::vector<std::string>{"too long", "line:short\n"}));
+}
+
+namespace {
+struct SlowPlan {
+    std::optional<asyncio::Future<>> start_reading;
+    std::size_t received = 0;
+};
+Coro<> slow_reader(StreamReader reader, StreamWriter writer, SlowPlan* plan) {
+    co_await *plan->start_reading;
+    for (;;) {
+        std::string d = co_await reader.read(1 << 20);
+        if (d.empty()) break;
+        plan->received += d.size();
+    }
+    writer.close();
+}
+}  // namespace
+
+TEST(Streams, DrainBlocksUnderSlowReaderAndResumes) {
+    SlowPlan plan;
+    run_test([&]() -> Coro<> {
+        plan.start_reading.emplace();
+        auto cb = [&plan](StreamReader r, StreamWriter w) { return slow_reader(std::move(r), std::move(w), &plan); };
+        auto server = co_await asyncio::start_server(cb, "127.0.0.1", 0);
+        auto [reader, writer] = co_await asyncio::open_connection("127.0.0.1", server.port());
+        const std::size_t total = 32u << 20;
+        writer.write(std::string(total, 'd'));
+        EXPECT_GT(writer.transport().get_write_buffer_size(), 0u);
+        auto drain = asyncio::create_task(writer.drain());
+        for (int i = 0; i < 5; ++i) co_await asyncio::sleep(0);
+        EXPECT_FALSE(drain.done());  // the peer does not read: the buffer stays over the mark
+        plan.start_reading->set_result();
+        co_await drain;
+        EXPECT_LE(writer.transport().get_write_buffer_size(), writer.transport().get_write_buffer_limits().first);
+        writer.write_eof();
+        EXPECT_EQ(co_await reader.read(), "");
+        EXPECT_EQ(plan.received, total);
+        writer.close();
+        co_await close_server(server);
+    });
+}
+
+namespace {
+Coro<> reset_at_once(StreamReader, StreamWriter writer) {
+    int fd = std::any_cast<int>(writer.get_extra_info("socket"));
+    linger lg{1, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);  // close() sends RST
+    writer.transport().abort();
+    co_return;
+}
+}  // namespace
+
+TEST(Streams, ResetPeerMidWriteRaisesConnectionError) {
+    run_test([]() -> Coro<> {
+        auto server = co_await asyncio::start_server(reset_at_once, "127.0.0.1", 0);
+        auto [reader, writer] = co_await asyncio::open_connection("127.0.0.1", server.port());
+        bool raised = false;
+        try {
+            std::string chunk(65536, 'r');
+            for (int i = 0; i < 100000; ++i) {
+                writer.write(chunk);
+                co_await writer.drain();
+            }
+        } catch (const asyncio::ConnectionError&) {
+            raised = true;
+        }
+        EXPECT_TRUE(raised);
+        bool read_raised = false;
+        try {
+            co_await reader.read(10);
+        } catch (const asyncio::ConnectionResetError&) {
+            read_raised = true;
+        } catch (const asyncio::BrokenPipeError&) {
+            read_raised = true;
+        }
+        EXPECT_TRUE(read_raised);
+        writer.close();
+        co_await close_server(server);
+    });
+}
+
+namespace {
+Coro<> one_client(int port, int id, int* ok) {
+    auto [reader, writer] = co_await asyncio::open_connection("127.0.0.1", port);
+    std::string msg = "client " + std::to_string(id) + "\n";
+    for (int i = 0; i < 3; ++i) {
+        writer.write(msg);
+        co_await writer.drain();
+        std::string back = co_await reader.readline();
+        if (back == msg) ++*ok;
+    }
+    writer.close();
+    co_await writer.wait_closed();
+}
+}  // namespace
+
+TEST(Streams, TwoHundredConcurrentClients) {
+    int ok = 0;
+    run_test([&]() -> Coro<> {
+        asyncio::ServerOptions opts;
+        opts.backlog = 256;
+        auto server = co_await asyncio::start_server(echo_lines, "127.0.0.1", 0, asyncio::kDefaultLimit, opts);
+        std::vector<asyncio::Task<>> tasks;
+        for (int i = 0; i < 200; ++i) tasks.push_back(asyncio::create_task(one_client(server.port(), i, &ok)));
+        for (auto& t : tasks) co_await t;
+        co_await close_server(server);
+    });
+    EXPECT_EQ(ok, 600);
+}
+
+TEST(Streams, Ipv6Loopback) {
+    run_test([]() -> Coro<> {
+        auto server = co_await asyncio::start_server(echo_lines, "::1", 0);
+        auto [reader, writer] = co_await asyncio::open_connection("::1", server.port());
+        auto peer = std::any_cast<asyncio::SockAddr>(writer.get_extra_info("peername"));
+        EXPECT_EQ(peer.family(), AF_INET6);
+        EXPECT_EQ(peer.to_string(), "[::1]:" + std::to_string(server.port()));
+        writer.write("v6\n");
+        EXPECT_EQ(co_await reader.readline(), "v6\n");
+        writer.close();
+        co_await close_server(server);
+    });
+}
+
+TEST(Streams, UnixSocketRoundTripAndCleanup) {
+    std::string path = "/tmp/asyncio_test_streams_" + std::to_string(::getpid()) + ".sock";
+    run_test([&]() -> Coro<> {
+        auto server = co_await asyncio::start_unix_server(echo_lines, path);
+        EXPECT_EQ(::access(path.c_str(), F_OK), 0);
+        auto [reader, writer] = co_await asyncio::open_unix_connection(path);
+        writer.write("unix\n");
+        EXPECT_EQ(co_await reader.readline(), "unix\n");
+        writer.close();
+        co_await close_server(server);
+    });
+    EXPECT_NE(::access(path.c_str(), F_OK), 0);  // removed at close (3.13's cleanup_socket)
+}
+
+TEST(Streams, ConnectionRefusedIsDistinctType) {
+    run_test([]() -> Coro<> {
+        // Bind a port without listening: connecting to it is refused.
+        auto server = co_await asyncio::start_server(echo_lines, "127.0.0.1", 0);
+        int port = server.port();
+        co_await close_server(server);
+        bool refused = false;
+        try {
+            co_await asyncio::open_connection("127.0.0.1", port);
+        } catch (const asyncio::ConnectionRefusedError& e) {
+            refused = true;
+            EXPECT_EQ(e.errno_value(), ECONNREFUSED);
+        }
+        EXPECT_TRUE(refused);
+    });
+}
+
+TEST(Streams, AddressInUseRaisesOSError) {
+    run_test([]() -> Coro<> {
+        asyncio::ServerOptions opts;
+        auto a = co_await asyncio::start_server(echo_lines, "127.0.0.1", 0);
+        bool raised = false;
+        try {
+            co_await asyncio::start_server(echo_lines, "127.0.0.1", a.port(), asyncio::kDefaultLimit, opts);
+        } catch (const asyncio::OSError& e) {
+            raised = e.errno_value() == EADDRINUSE;
+        }
+        EXPECT_TRUE(raised);
+        co_await close_server(a);
+    });
+}
+
+TEST(Streams, CancelledReadLosesNoBytes) {
+    run_test([]() -> Coro<> {
+        auto server = co_await asyncio::start_server(echo_chunks, "127.0.0.1", 0);
+        auto [reader, writer] = co_await asyncio::open_connection("127.0.0.1", server.port());
+        auto t1 = asyncio::create_task(reader.readexactly(10));
+        co_await asyncio::sleep(0);
+        writer.write("12345");
+        co_await writer.drain();
+        for (int i = 0; i < 3; ++i) co_await asyncio::sleep(0.001);
+        EXPECT_FALSE(t1.done());
+        t1.cancel();
+        bool cancelled = false;
+        try {
+            co_await t1;
+        } catch (const asyncio::CancelledError&) {
+            cancelled = true;
+        }
+        EXPECT_TRUE(cancelled);
+        auto t2 = asyncio::create_task(reader.readline());
+        co_await asyncio::sleep(0);
+        t2.cancel();
+        try {
+            co_await t2;
+        } catch (const asyncio::CancelledError&) {
+        }
+        auto t3 = asyncio::create_task(reader.readuntil("!"));
+        co_await asyncio::sleep(0);
+        t3.cancel();
+        try {
+            co_await t3;
+        } catch (const asyncio::CancelledError&) {
+        }
+        writer.write("67890");
+        EXPECT_EQ(co_await reader.readexactly(10), "1234567890");
+        writer.close();
+        co_await writer.wait_closed();
+        co_await close_server(server);
+    });
+}
+
+namespace {
+Coro<> blocked_drainer(StreamWriter writer) {
+    writer.write(std::string(32u << 20, 'q'));
+    co_await writer.drain();
+}
+Coro<> sink(StreamReader reader, StreamWriter writer, asyncio::Future<>* go, std::size_t* got) {
+    co_await *go;
+    for (;;) {
+        std::string d = co_await reader.read(1 << 20);
+        if (d.empty()) break;
+        *got += d.size();
+    }
+    writer.close();
+}
+}  // namespace
+
+TEST(Streams, CancelledDrainKeepsBufferedData) {
+    std::size_t got = 0;
+    run_test([&]() -> Coro<> {
+        asyncio::Future<> go;
+        auto cb = [&go, &got](StreamReader r, StreamWriter w) { return sink(std::move(r), std::move(w), &go, &got); };
+        auto server = co_await asyncio::start_server(cb, "127.0.0.1", 0);
+        auto [reader, writer] = co_await asyncio::open_connection("127.0.0.1", server.port());
+        auto t = asyncio::create_task(blocked_drainer(writer));
+        for (int i = 0; i < 3; ++i) co_await asyncio::sleep(0);
+        t.cancel();
+        try {
+            co_await t;
+        } catch (const asyncio::CancelledError&) {
+        }
+        go.set_result();
+        writer.write_eof();
+        EXPECT_EQ(co_await reader.read(), "");
+        writer.close();
+        co_await close_server(server);
+    });
+    EXPECT_EQ(got, 32u << 20);
+}
+
+namespace {
+Coro<> failing_handler(StreamReader reader, StreamWriter) {
+    std::string line = co_await reader.readline();
+    if (line == "boom\n") throw asyncio::RuntimeError("handler failed");
+}
+}  // namespace
+
+TEST(Streams, HandlerExceptionGoesToHandlerAndClosesOnlyItsConnection) {
+    std::vector<std::string> messages;
+    run_test([&]() -> Coro<> {
+        auto& loop = asyncio::get_running_loop();
+        loop.set_exception_handler(
+            [&messages](asyncio::EventLoop&, const asyncio::ExceptionContext& ctx) { messages.push_back(ctx.message); });
+        auto bad = co_await asyncio::start_server(failing_handler, "127.0.0.1", 0);
+        auto good = co_await asyncio::start_server(echo_lines, "127.0.0.1", 0);
+        auto [r1, w1] = co_await asyncio::open_connection("127.0.0.1", bad.port());
+        auto [r2, w2] = co_await asyncio::open_connection("127.0.0.1", good.port());
+        w1.write("boom\n");
+        EXPECT_EQ(co_await r1.read(), "");  // closed by the failure
+        w2.write("still here\n");
+        EXPECT_EQ(co_await r2.readline(), "still here\n");
+        w1.close();
+        w2.close();
+        co_await close_server(bad);
+        co_await close_server(good);
+        loop.set_exception_handler(nullptr);
+    });
+    EXPECT_EQ(messages, (std::vector<std::string>{"Unhandled exception in client_connected_cb"}));
+}
+
+TEST(Streams, WriteAfterCloseIsIgnoredAndDrainRaises) {
+    run_test([]() -> Coro<> {
+        auto server = co_await asyncio::start_server(echo_lines, "127.0.0.1", 0);
+        auto [reader, writer] = co_await asyncio::open_connection("127.0.0.1", server.port());
+        writer.close();
+        EXPECT_TRUE(writer.is_closing());
+        writer.write("ignored\n");
+        co_await writer.wait_closed();
+        bool raised = false;
+        try {
+            co_await writer.drain();
+        } catch (const asyncio::ConnectionResetError&) {
+            raised = true;
+        }
+        EXPECT_TRUE(raised);
+        co_await close_server(server);
+    });
+}
+
+namespace {
+Coro<> hold_until_eof(StreamReader reader, StreamWriter writer) {
+    co_await reader.read();
+    writer.close();
+}
+}  // namespace
+
+TEST(Server, WaitClosedWaitsForConnectionsAndCloseClients) {
+    run_test([]() -> Coro<> {
+        auto server = co_await asyncio::start_server(hold_until_eof, "127.0.0.1", 0);
+        auto [reader, writer] = co_await asyncio::open_connection("127.0.0.1", server.port());
+        co_await asyncio::sleep(0.001);
+        server.close();
+        EXPECT_FALSE(server.is_serving());
+        EXPECT_TRUE(server.sockets().empty());
+        auto waiter = asyncio::create_task(server.wait_closed());
+        for (int i = 0; i < 3; ++i) co_await asyncio::sleep(0);
+        EXPECT_FALSE(waiter.done());  // a connection is still open
+        server.close_clients();
+        co_await waiter;
+        EXPECT_EQ(co_await reader.read(), "");
+        writer.close();
+    });
+}
+
+TEST(Server, ServeForeverCancelledClosesTheServer) {
+    run_test([]() -> Coro<> {
+        asyncio::ServerOptions opts;
+        opts.start_serving = false;
+        auto server = co_await asyncio::start_server(echo_lines, "127.0.0.1", 0, asyncio::kDefaultLimit, opts);
+        EXPECT_FALSE(server.is_serving());
+        auto t = asyncio::create_task(server.serve_forever());
+        co_await asyncio::sleep(0);
+        EXPECT_TRUE(server.is_serving());
+        auto [reader, writer] = co_await asyncio::open_connection("127.0.0.1", server.port());
+        writer.write("x\n");
+        EXPECT_EQ(co_await reader.readline(), "x\n");
+        writer.close();
+        co_await writer.wait_closed();
+        t.cancel();
+        bool cancelled = false;
+        try {
+            co_await t;
+        } catch (const asyncio::CancelledError&) {
+            cancelled = true;
+        }
+        EXPECT_TRUE(cancelled);
+        EXPECT_FALSE(server.is_serving());
+        co_await server.wait_closed();
+    });
+}
+
+TEST(Streams, UnresolvableHostRaisesGaierror) {
+    run_test([]() -> Coro<> {
+        bool raised = false;
+        try {
+            co_await asyncio::open_connection("nonexistent.invalid", 80);
+        } catch (const asyncio::gaierror&) {
+            raised = true;
+        }
+        EXPECT_TRUE(raised);
+    });
+}
