@@ -393,24 +393,27 @@ void EventLoop::drain_inbox() {
 
 void EventLoop::update_interest(int fd, FdEntry& e) {
     std::uint32_t want = e.wanted();
+    // Arm eagerly, disarm lazily: a socket read in a loop keeps its EPOLLIN
+    // registration between waits, so the steady state makes no epoll_ctl.
+    // Count the fd as watched only once epoll accepted it (a bad fd throws
+    // below and must not stay counted).
+    if ((e.armed | want) != e.armed) {
+        epoll_event ev{};
+        ev.events = e.armed | want;
+        ev.data.u64 = static_cast<std::uint64_t>(fd);
+        int op = e.in_epoll ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+        int r = ::epoll_ctl(epfd_, op, fd, &ev);
+        if (r < 0 && errno == ENOENT && op == EPOLL_CTL_MOD) r = ::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev);
+        if (r < 0 && errno == EEXIST && op == EPOLL_CTL_ADD) r = ::epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev);
+        if (r < 0) throw_os(("epoll_ctl(fd " + std::to_string(fd) + ")").c_str());
+        e.in_epoll = true;
+        e.armed = ev.events;
+    }
     bool counted = want != 0;
     if (counted != e.counted) {
         watched_fds_ += counted ? 1 : std::size_t(-1);
         e.counted = counted;
     }
-    // Arm eagerly, disarm lazily: a socket read in a loop keeps its EPOLLIN
-    // registration between waits, so the steady state makes no epoll_ctl.
-    if ((e.armed | want) == e.armed) return;
-    epoll_event ev{};
-    ev.events = e.armed | want;
-    ev.data.u64 = static_cast<std::uint64_t>(fd);
-    int op = e.in_epoll ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
-    int r = ::epoll_ctl(epfd_, op, fd, &ev);
-    if (r < 0 && errno == ENOENT && op == EPOLL_CTL_MOD) r = ::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev);
-    if (r < 0 && errno == EEXIST && op == EPOLL_CTL_ADD) r = ::epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev);
-    if (r < 0) throw_os(("epoll_ctl(fd " + std::to_string(fd) + ")").c_str());
-    e.in_epoll = true;
-    e.armed = ev.events;
 }
 
 namespace {
@@ -604,7 +607,7 @@ void EventLoop::run_forever() {
     if (running_) throw RuntimeError("This event loop is already running");
     if (t_running_loop) throw RuntimeError("Cannot run the event loop while another loop is running");
     running_ = true;
-    stopping_ = false;
+    // stopping_ is not reset here: a stop() before run_forever() runs one iteration (Python).
     thread_id_.store(std::this_thread::get_id(), std::memory_order_relaxed);
     t_running_loop = this;
     struct Reset {

@@ -1,0 +1,755 @@
+// Tests for asyncio.events: the loop's callbacks, timers, running, closing,
+// the exception handler, fd readiness and the cross-thread entry point.
+// Spec: CPython 3.12 Lib/test/test_asyncio/test_base_events.py and test_events.py.
+#include <gtest/gtest.h>
+
+#include <asyncio/asyncio.hpp>
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/run_test.hpp"
+
+using namespace std::chrono_literals;
+using asyncio::EventLoop;
+using asyncio::testing::run_test;
+
+namespace {
+
+using Log = std::vector<std::string>;
+
+// A pipe whose ends are closed at scope exit.
+struct Pipe {
+    int r = -1, w = -1;
+    Pipe() {
+        int fds[2];
+        if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) throw std::runtime_error("pipe2");
+        r = fds[0];
+        w = fds[1];
+    }
+    ~Pipe() {
+        if (r >= 0) ::close(r);
+        if (w >= 0) ::close(w);
+    }
+    void close_both() {
+        ::close(r);
+        ::close(w);
+        r = w = -1;
+    }
+};
+
+struct SocketPair {
+    int a = -1, b = -1;
+    SocketPair() {
+        int fds[2];
+        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) != 0)
+            throw std::runtime_error("socketpair");
+        a = fds[0];
+        b = fds[1];
+    }
+    ~SocketPair() {
+        ::close(a);
+        ::close(b);
+    }
+};
+
+void write_byte(int fd) { ASSERT_EQ(::write(fd, "x", 1), 1); }
+char read_byte(int fd) {
+    char c = 0;
+    EXPECT_EQ(::read(fd, &c, 1), 1);
+    return c;
+}
+
+// Run callbacks until the loop stops itself via a callback scheduled last.
+void run_briefly(EventLoop& loop) {
+    loop.call_soon([&loop] { loop.stop(); });
+    loop.run_forever();
+}
+
+}  // namespace
+
+// ---- call_soon and iterations ----------------------------------------------------
+
+TEST(CallSoon, RunsInFifoOrder) {
+    EventLoop loop;
+    Log log;
+    for (int i = 0; i < 5; ++i) loop.call_soon([&log, i] { log.push_back(std::to_string(i)); });
+    run_briefly(loop);
+    EXPECT_EQ(log, (Log{"0", "1", "2", "3", "4"}));
+}
+
+TEST(CallSoon, CallbackScheduledByCallbackRunsNextIteration) {
+    // CPython's _run_once runs exactly the callbacks ready when it began.
+    EventLoop loop;
+    Log log;
+    loop.call_soon([&] {
+        log.push_back("a");
+        loop.call_soon([&] { log.push_back("c"); });
+    });
+    loop.call_soon([&] {
+        log.push_back("b");
+        loop.stop();  // stop after this iteration: "c" must not have run yet
+    });
+    loop.run_forever();
+    EXPECT_EQ(log, (Log{"a", "b"}));
+    run_briefly(loop);
+    EXPECT_EQ(log, (Log{"a", "b", "c"}));
+}
+
+TEST(CallSoon, HandleCancelBeforeRunSkipsIt) {
+    EventLoop loop;
+    Log log;
+    auto h = loop.call_soon([&] { log.push_back("cancelled one"); });
+    loop.call_soon([&] { log.push_back("kept"); });
+    EXPECT_FALSE(h.cancelled());
+    h.cancel();
+    EXPECT_TRUE(h.cancelled());
+    h.cancel();  // idempotent
+    run_briefly(loop);
+    EXPECT_EQ(log, (Log{"kept"}));
+}
+
+TEST(CallSoon, HandleCancelAfterRunIsHarmless) {
+    EventLoop loop;
+    int runs = 0;
+    auto h = loop.call_soon([&] { ++runs; });
+    run_briefly(loop);
+    // The position now belongs to nobody; cancel must not drop a later callback.
+    loop.call_soon([&] { ++runs; });
+    h.cancel();
+    run_briefly(loop);
+    EXPECT_EQ(runs, 2);
+}
+
+// ---- timers ---------------------------------------------------------------------
+
+TEST(CallLater, FiresInDeadlineOrder) {
+    EventLoop loop;
+    Log log;
+    loop.call_later(0.03, [&] {
+        log.push_back("30ms");
+        loop.stop();
+    });
+    loop.call_later(0.01, [&] { log.push_back("10ms"); });
+    loop.call_later(20ms, [&] { log.push_back("20ms"); });
+    loop.run_forever();
+    EXPECT_EQ(log, (Log{"10ms", "20ms", "30ms"}));
+}
+
+TEST(CallAt, EqualDeadlinesFireInFifoOrder) {
+    EventLoop loop;
+    Log log;
+    double when = loop.time() + 0.005;
+    for (int i = 0; i < 6; ++i) loop.call_at(when, [&log, i] { log.push_back(std::to_string(i)); });
+    loop.call_at(when, [&] { loop.stop(); });
+    loop.run_forever();
+    EXPECT_EQ(log, (Log{"0", "1", "2", "3", "4", "5"}));
+}
+
+TEST(CallAt, WhenIsTheScheduledLoopTime) {
+    EventLoop loop;
+    double when = loop.time() + 100.0;
+    auto h = loop.call_at(when, [] {});
+    EXPECT_DOUBLE_EQ(h.when(), when);
+    auto h2 = loop.call_later(50.0, [] {});
+    EXPECT_GE(h2.when(), when - 50.0);
+    EXPECT_LE(h2.when(), loop.time() + 50.0);
+    EXPECT_EQ(loop.live_timer_count(), 2u);
+    h.cancel();
+    h2.cancel();
+    EXPECT_EQ(loop.live_timer_count(), 0u);
+}
+
+TEST(CallLater, NegativeDelayRunsLikeZero) {
+    EventLoop loop;
+    Log log;
+    loop.call_later(-5.0, [&] { log.push_back("neg"); });
+    loop.call_later(0.01, [&] {
+        log.push_back("pos");
+        loop.stop();
+    });
+    loop.run_forever();
+    EXPECT_EQ(log, (Log{"neg", "pos"}));
+}
+
+TEST(TimerHandle, CancelStopsTheTimer) {
+    EventLoop loop;
+    Log log;
+    auto h = loop.call_later(0.001, [&] { log.push_back("cancelled timer"); });
+    EXPECT_FALSE(h.cancelled());
+    h.cancel();
+    EXPECT_TRUE(h.cancelled());
+    loop.call_later(0.005, [&] {
+        log.push_back("other");
+        loop.stop();
+    });
+    loop.run_forever();
+    EXPECT_EQ(log, (Log{"other"}));
+    EXPECT_EQ(loop.live_timer_count(), 0u);
+}
+
+TEST(TimerHandle, TryCancelReportsWhetherItStoppedAPendingTimer) {
+    EventLoop loop;
+    auto pending = loop.call_later(60.0, [] {});
+    EXPECT_TRUE(pending.try_cancel());
+    EXPECT_FALSE(pending.try_cancel());
+    auto fired = loop.call_later(0.0, [] {});
+    loop.call_later(0.001, [&] { loop.stop(); });
+    loop.run_forever();
+    EXPECT_FALSE(fired.try_cancel());
+}
+
+TEST(TimerHandle, CancelWhileExpiredButNotYetRunSkipsIt) {
+    // Two timers expire in the same iteration; the first cancels the second.
+    EventLoop loop;
+    Log log;
+    asyncio::TimerHandle second;
+    double when = loop.time() + 0.002;
+    loop.call_at(when, [&] {
+        log.push_back("first");
+        second.cancel();
+    });
+    second = loop.call_at(when, [&] { log.push_back("second"); });
+    loop.call_at(when + 0.005, [&] { loop.stop(); });
+    loop.run_forever();
+    EXPECT_EQ(log, (Log{"first"}));
+}
+
+TEST(Time, IsMonotonic) {
+    EventLoop loop;
+    double prev = loop.time();
+    for (int i = 0; i < 1000; ++i) {
+        double now = loop.time();
+        EXPECT_GE(now, prev);
+        prev = now;
+    }
+}
+
+// ---- run_forever / stop / close ---------------------------------------------------
+
+TEST(RunForever, StopInsideACallbackEndsAfterThatIteration) {
+    EventLoop loop;
+    Log log;
+    EXPECT_FALSE(loop.is_running());
+    loop.call_soon([&] {
+        EXPECT_TRUE(loop.is_running());
+        EXPECT_EQ(&asyncio::get_running_loop(), &loop);
+        loop.stop();
+        log.push_back("stopper");
+    });
+    loop.call_soon([&] { log.push_back("same iteration"); });
+    loop.run_forever();
+    EXPECT_FALSE(loop.is_running());
+    EXPECT_EQ(log, (Log{"stopper", "same iteration"}));
+    // The loop can run again.
+    run_briefly(loop);
+}
+
+TEST(RunForever, StopBeforeRunRunsOneIteration) {
+    // Python: stop() called before run_forever() polls once, runs the ready
+    // callbacks, then returns.
+    EventLoop loop;
+    int runs = 0;
+    loop.call_soon([&] { ++runs; });
+    loop.stop();
+    loop.run_forever();
+    EXPECT_EQ(runs, 1);
+}
+
+TEST(RunForever, RunningTwiceRaises) {
+    EventLoop loop;
+    bool raised = false;
+    loop.call_soon([&] {
+        try {
+            loop.run_forever();
+        } catch (const asyncio::RuntimeError&) {
+            raised = true;
+        }
+        loop.stop();
+    });
+    loop.run_forever();
+    EXPECT_TRUE(raised);
+}
+
+TEST(Close, ClosedLoopRefusesWork) {
+    EventLoop loop;
+    EXPECT_FALSE(loop.is_closed());
+    int runs = 0;
+    loop.call_soon([&] { ++runs; });
+    loop.close();
+    EXPECT_TRUE(loop.is_closed());
+    loop.close();  // idempotent
+    EXPECT_EQ(runs, 0);  // pending callbacks are dropped
+    EXPECT_THROW(loop.run_forever(), asyncio::RuntimeError);
+    EXPECT_THROW(loop.call_later(1.0, [] {}), asyncio::RuntimeError);
+    EXPECT_THROW(loop.call_soon_threadsafe([] {}), asyncio::RuntimeError);
+}
+
+asyncio::Coro<int> forty_two() { co_return 42; }
+
+TEST(Close, RunUntilCompleteOnAClosedLoopRaises) {
+    EventLoop loop;
+    loop.close();
+    try {
+        loop.run_until_complete(forty_two());
+        ADD_FAILURE() << "no exception";
+    } catch (const asyncio::RuntimeError& e) {
+        EXPECT_STREQ(e.what(), "Event loop is closed");
+    }
+}
+
+TEST(Close, CloseWhileRunningRaises) {
+    EventLoop loop;
+    bool raised = false;
+    loop.call_soon([&] {
+        try {
+            loop.close();
+        } catch (const asyncio::RuntimeError&) {
+            raised = true;
+        }
+        loop.stop();
+    });
+    loop.run_forever();
+    EXPECT_TRUE(raised);
+    EXPECT_FALSE(loop.is_closed());
+}
+
+TEST(Close, CloseHooksRunOnce) {
+    EventLoop loop;
+    int hooks = 0;
+    loop.add_close_hook([&] { ++hooks; });
+    loop.close();
+    loop.close();
+    EXPECT_EQ(hooks, 1);
+}
+
+TEST(RunUntilComplete, ReturnsTheResult) {
+    EventLoop loop;
+    EXPECT_EQ(loop.run_until_complete(forty_two()), 42);
+    auto fut = loop.create_future<std::string>();
+    loop.call_soon([fut]() mutable { fut.set_result("done"); });
+    EXPECT_EQ(loop.run_until_complete(fut), "done");
+}
+
+TEST(RunUntilComplete, FutureOfAnotherLoopRaisesValueError) {
+    EventLoop loop, other;
+    auto fut = other.create_future<int>();
+    EXPECT_THROW(loop.run_until_complete(fut), asyncio::ValueError);
+}
+
+TEST(RunUntilComplete, StoppedBeforeDoneRaises) {
+    EventLoop loop;
+    auto fut = loop.create_future<int>();
+    loop.call_soon([&] { loop.stop(); });
+    try {
+        loop.run_until_complete(fut);
+        ADD_FAILURE() << "no exception";
+    } catch (const asyncio::RuntimeError& e) {
+        EXPECT_STREQ(e.what(), "Event loop stopped before Future completed.");
+    }
+}
+
+// ---- get_running_loop / new_event_loop --------------------------------------------
+
+TEST(GetRunningLoop, OutsideALoopRaises) {
+    try {
+        asyncio::get_running_loop();
+        ADD_FAILURE() << "no exception";
+    } catch (const asyncio::RuntimeError& e) {
+        EXPECT_STREQ(e.what(), "no running event loop");
+    }
+}
+
+TEST(GetRunningLoop, InsideACoroutineIsTheLoop) {
+    EventLoop* seen = nullptr;
+    run_test([&]() -> asyncio::Coro<> {
+        seen = &asyncio::get_running_loop();
+        EXPECT_TRUE(seen->is_running());
+        co_return;
+    });
+    EXPECT_NE(seen, nullptr);
+}
+
+TEST(NewEventLoop, GivesAFreshLoop) {
+    auto loop = asyncio::new_event_loop();
+    ASSERT_TRUE(loop);
+    EXPECT_FALSE(loop->is_running());
+    EXPECT_FALSE(loop->is_closed());
+    EXPECT_EQ(loop->run_until_complete(forty_two()), 42);
+    loop->close();
+    EXPECT_TRUE(loop->is_closed());
+}
+
+// ---- debug flag --------------------------------------------------------------------
+
+TEST(Debug, SetDebugIsMirroredByGetDebug) {
+    EventLoop loop;
+    loop.set_debug(true);
+    EXPECT_TRUE(loop.get_debug());
+    loop.set_debug(false);
+    EXPECT_FALSE(loop.get_debug());
+    EXPECT_DOUBLE_EQ(loop.slow_callback_duration(), 0.1);
+    loop.set_slow_callback_duration(0.5);
+    EXPECT_DOUBLE_EQ(loop.slow_callback_duration(), 0.5);
+}
+
+// ---- exception handler -------------------------------------------------------------
+
+TEST(ExceptionHandler, ThrowingCallbackIsReportedAndTheLoopGoesOn) {
+    EventLoop loop;
+    std::vector<asyncio::ExceptionContext> seen;
+    loop.set_exception_handler([&](EventLoop& l, const asyncio::ExceptionContext& ctx) {
+        EXPECT_EQ(&l, &loop);
+        seen.push_back(ctx);
+    });
+    Log log;
+    loop.call_soon([] { throw std::runtime_error("boom"); });
+    loop.call_soon([&] { log.push_back("after"); });
+    run_briefly(loop);
+    EXPECT_EQ(log, (Log{"after"}));
+    ASSERT_EQ(seen.size(), 1u);
+    EXPECT_EQ(seen[0].message.rfind("Exception in callback", 0), 0u) << seen[0].message;
+    ASSERT_TRUE(seen[0].exception);
+    try {
+        std::rethrow_exception(seen[0].exception);
+    } catch (const std::runtime_error& e) {
+        EXPECT_STREQ(e.what(), "boom");
+    }
+}
+
+TEST(ExceptionHandler, CallExceptionHandlerRoutesToTheInstalledOne) {
+    EventLoop loop;
+    EXPECT_FALSE(loop.get_exception_handler());  // None by default
+    std::string got;
+    loop.set_exception_handler([&](EventLoop&, const asyncio::ExceptionContext& ctx) { got = ctx.message; });
+    EXPECT_TRUE(loop.get_exception_handler());
+    asyncio::ExceptionContext ctx;
+    ctx.message = "hello";
+    loop.call_exception_handler(ctx);
+    EXPECT_EQ(got, "hello");
+    loop.set_exception_handler(nullptr);  // back to the default
+    EXPECT_FALSE(loop.get_exception_handler());
+    testing::internal::CaptureStderr();
+    ctx.message = "to stderr";
+    loop.call_exception_handler(ctx);
+    std::string err = testing::internal::GetCapturedStderr();
+    EXPECT_NE(err.find("to stderr"), std::string::npos);
+    EXPECT_EQ(got, "hello");
+}
+
+TEST(ExceptionHandler, DefaultHandlerWritesMessageAndException) {
+    EventLoop loop;
+    asyncio::ExceptionContext ctx;
+    ctx.message = "Something failed";
+    ctx.exception = std::make_exception_ptr(asyncio::ValueError("bad value"));
+    testing::internal::CaptureStderr();
+    loop.default_exception_handler(ctx);
+    std::string err = testing::internal::GetCapturedStderr();
+    EXPECT_NE(err.find("Something failed"), std::string::npos) << err;
+    EXPECT_NE(err.find("bad value"), std::string::npos) << err;
+    EXPECT_NE(err.find("ValueError"), std::string::npos) << err;
+}
+
+TEST(ExceptionHandler, ThrowingHandlerFallsBackToTheDefault) {
+    EventLoop loop;
+    loop.set_exception_handler([](EventLoop&, const asyncio::ExceptionContext&) {
+        throw std::runtime_error("handler broke");
+    });
+    asyncio::ExceptionContext ctx;
+    ctx.message = "original";
+    testing::internal::CaptureStderr();
+    loop.call_exception_handler(ctx);  // must not throw
+    std::string err = testing::internal::GetCapturedStderr();
+    EXPECT_NE(err.find("Unhandled error in exception handler"), std::string::npos) << err;
+    EXPECT_NE(err.find("original"), std::string::npos) << err;
+}
+
+// ---- call_soon_threadsafe ----------------------------------------------------------
+
+TEST(CallSoonThreadsafe, WakesASleepingLoop) {
+    // The loop's only timer is an hour away: only the eventfd can wake it.
+    EventLoop loop;
+    auto far = loop.call_later(3600.0, [] {});
+    std::atomic<bool> started{false};
+    std::thread th;
+    int ran = 0;
+    loop.call_soon([&] {
+        th = std::thread([&] {
+            while (!started.load()) std::this_thread::yield();
+            loop.call_soon_threadsafe([&] {
+                ++ran;
+                loop.stop();
+            });
+        });
+        started = true;
+    });
+    loop.run_forever();
+    th.join();
+    far.cancel();
+    EXPECT_EQ(ran, 1);
+}
+
+TEST(CallSoonThreadsafe, ManyThreadsAllCallbacksRun) {
+    EventLoop loop;
+    constexpr int kThreads = 4, kEach = 500;
+    int ran = 0;
+    std::vector<std::thread> threads;
+    loop.call_soon([&] {
+        for (int t = 0; t < kThreads; ++t)
+            threads.emplace_back([&] {
+                for (int i = 0; i < kEach; ++i)
+                    loop.call_soon_threadsafe([&] {
+                        if (++ran == kThreads * kEach) loop.stop();
+                    });
+            });
+    });
+    loop.run_forever();
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(ran, kThreads * kEach);
+}
+
+// ---- add_reader / add_writer --------------------------------------------------------
+
+TEST(AddReader, CalledWhileReadableUntilRemoved) {
+    EventLoop loop;
+    Pipe p;
+    Log log;
+    loop.add_reader(p.r, [&] {
+        log.push_back(std::string(1, read_byte(p.r)));
+        if (log.size() == 2) {
+            EXPECT_TRUE(loop.remove_reader(p.r));
+            loop.stop();
+        }
+    });
+    EXPECT_EQ(loop.watched_fd_count(), 1u);
+    write_byte(p.w);
+    write_byte(p.w);
+    loop.run_forever();
+    EXPECT_EQ(log, (Log{"x", "x"}));
+    EXPECT_EQ(loop.watched_fd_count(), 0u);
+    EXPECT_FALSE(loop.remove_reader(p.r));
+}
+
+TEST(AddReader, ReplacingAReaderKeepsOnlyTheNewOne) {
+    EventLoop loop;
+    Pipe p;
+    Log log;
+    loop.add_reader(p.r, [&] { log.push_back("old"); });
+    loop.add_reader(p.r, [&] {
+        read_byte(p.r);
+        log.push_back("new");
+        loop.remove_reader(p.r);
+        loop.stop();
+    });
+    write_byte(p.w);
+    loop.run_forever();
+    EXPECT_EQ(log, (Log{"new"}));
+}
+
+TEST(AddWriter, SocketpairIsWritable) {
+    EventLoop loop;
+    SocketPair s;
+    int calls = 0;
+    loop.add_writer(s.a, [&] {
+        ++calls;
+        EXPECT_TRUE(loop.remove_writer(s.a));
+        loop.stop();
+    });
+    loop.run_forever();
+    EXPECT_EQ(calls, 1);
+    EXPECT_FALSE(loop.remove_writer(s.a));
+    EXPECT_EQ(loop.watched_fd_count(), 0u);
+}
+
+TEST(AddReader, ReaderAndWriterOnOneSocket) {
+    EventLoop loop;
+    SocketPair s;
+    Log log;
+    loop.add_reader(s.b, [&] {
+        log.push_back(std::string("read ") + read_byte(s.b));
+        loop.remove_reader(s.b);
+        loop.stop();
+    });
+    loop.add_writer(s.a, [&] {
+        log.push_back("write");
+        write_byte(s.a);
+        loop.remove_writer(s.a);
+    });
+    loop.run_forever();
+    EXPECT_EQ(log, (Log{"write", "read x"}));
+}
+
+TEST(AddReader, ReusedDescriptorNumberIsWatchedAgain) {
+    // remove_reader, close the fd, and a new pipe gets the same number: the
+    // new registration must reach epoll (the closed fd left the epoll set).
+    EventLoop loop;
+    auto first = std::make_unique<Pipe>();
+    int fd = first->r;
+    loop.add_reader(fd, [] {});
+    run_briefly(loop);
+    EXPECT_TRUE(loop.remove_reader(fd));
+    first->close_both();
+    Pipe second;
+    ASSERT_EQ(second.r, fd) << "the kernel did not reuse the number; test premise broken";
+    int calls = 0;
+    loop.add_reader(second.r, [&] {
+        ++calls;
+        read_byte(second.r);
+        loop.remove_reader(second.r);
+        loop.stop();
+    });
+    write_byte(second.w);
+    auto guard = loop.call_later(5.0, [&] { loop.stop(); });  // fail instead of hanging
+    loop.run_forever();
+    guard.cancel();
+    EXPECT_EQ(calls, 1);
+}
+
+TEST(AddReader, InvalidDescriptorRaises) {
+    EventLoop loop;
+    EXPECT_THROW(loop.add_reader(-1, [] {}), asyncio::ValueError);
+    int closed_fd;
+    {
+        Pipe p;
+        closed_fd = p.r;
+    }
+    EXPECT_THROW(loop.add_reader(closed_fd, [] {}), asyncio::OSError);  // EBADF from epoll_ctl
+    EXPECT_EQ(loop.watched_fd_count(), 0u);
+}
+
+// ---- wait_readable / wait_writable ----------------------------------------------
+
+asyncio::Coro<char> read_when_ready(int fd) {
+    co_await asyncio::get_running_loop().wait_readable(fd);
+    char c = 0;
+    EXPECT_EQ(::read(fd, &c, 1), 1);
+    co_return c;
+}
+
+asyncio::Coro<> write_later(int fd) {
+    co_await asyncio::sleep(0);
+    co_await asyncio::sleep(0);
+    EXPECT_EQ(::write(fd, "y", 1), 1);
+}
+
+TEST(WaitReadable, ResumesWhenDataArrives) {
+    run_test([]() -> asyncio::Coro<> {
+        Pipe p;
+        auto reader = asyncio::create_task(read_when_ready(p.r));
+        auto writer = asyncio::create_task(write_later(p.w));
+        co_await asyncio::sleep(0);
+        EXPECT_FALSE(reader.done());
+        EXPECT_EQ(co_await reader, 'y');
+        co_await writer;
+    });
+}
+
+TEST(WaitWritable, SocketpairIsWritableAtOnce) {
+    run_test([]() -> asyncio::Coro<> {
+        SocketPair s;
+        co_await asyncio::get_running_loop().wait_writable(s.a);
+        EXPECT_EQ(::write(s.a, "z", 1), 1);
+        co_await asyncio::get_running_loop().wait_readable(s.b);
+        EXPECT_EQ(read_byte(s.b), 'z');
+    });
+}
+
+TEST(WaitReadable, RepeatedWaitsOnOneSocket) {
+    run_test([]() -> asyncio::Coro<> {
+        SocketPair s;
+        auto reader = asyncio::create_task(read_when_ready(s.b));
+        for (int i = 0; i < 3; ++i) {
+            co_await asyncio::sleep(0);
+            EXPECT_EQ(::write(s.a, "y", 1), 1);
+            EXPECT_EQ(co_await reader, 'y');
+            reader = asyncio::create_task(read_when_ready(s.b));
+        }
+        co_await asyncio::sleep(0);
+        EXPECT_EQ(::write(s.a, "y", 1), 1);
+        co_await reader;
+    });
+}
+
+TEST(WaitReadable, CancellationInterruptsAndUnwatches) {
+    run_test([]() -> asyncio::Coro<> {
+        Pipe p;
+        auto reader = asyncio::create_task(read_when_ready(p.r));
+        co_await asyncio::sleep(0);
+        EXPECT_EQ(asyncio::get_running_loop().watched_fd_count(), 1u);
+        EXPECT_TRUE(reader.cancel("stop reading"));
+        try {
+            co_await reader;
+            ADD_FAILURE() << "no CancelledError";
+        } catch (const asyncio::CancelledError& e) {
+            EXPECT_STREQ(e.what(), "stop reading");
+        }
+        EXPECT_TRUE(reader.cancelled());
+        EXPECT_EQ(asyncio::get_running_loop().watched_fd_count(), 0u);
+        // Data arriving later wakes nobody and the fd can be waited on again.
+        EXPECT_EQ(::write(p.w, "y", 1), 1);
+        co_await asyncio::sleep(0);
+        EXPECT_EQ(co_await read_when_ready(p.r), 'y');
+    });
+}
+
+TEST(WaitReadable, CancelAfterWakeupStillRaises) {
+    // The fd became readable and the task is scheduled, then it is cancelled
+    // in the same iteration: CPython's must_cancel path.
+    run_test([]() -> asyncio::Coro<> {
+        SocketPair s;
+        auto reader = asyncio::create_task(read_when_ready(s.b));
+        co_await asyncio::sleep(0);
+        EXPECT_EQ(::write(s.a, "y", 1), 1);
+        auto& loop = asyncio::get_running_loop();
+        // Let the loop poll the fd (waking reader) and cancel from a callback
+        // that runs in that same iteration, before the reader's step.
+        loop.call_soon([reader]() mutable { reader.cancel(); });
+        co_await asyncio::sleep(0);
+        co_await asyncio::sleep(0);
+        EXPECT_TRUE(reader.cancelled());
+        EXPECT_EQ(loop.watched_fd_count(), 0u);
+        EXPECT_EQ(read_byte(s.b), 'y');  // the byte was not consumed
+    });
+}
+
+TEST(WaitReadable, SecondWaiterOnTheSameFdRaises) {
+    run_test([]() -> asyncio::Coro<> {
+        Pipe p;
+        auto first = asyncio::create_task(read_when_ready(p.r));
+        co_await asyncio::sleep(0);
+        try {
+            co_await asyncio::get_running_loop().wait_readable(p.r);
+            ADD_FAILURE() << "no exception";
+        } catch (const asyncio::RuntimeError&) {
+        }
+        first.cancel();
+        try {
+            co_await first;
+        } catch (const asyncio::CancelledError&) {
+        }
+    });
+}
+
+TEST(WaitReadable, ReaderCallbackAndWaiterCoexist) {
+    run_test([]() -> asyncio::Coro<> {
+        SocketPair s;
+        auto& loop = asyncio::get_running_loop();
+        int callback_calls = 0;
+        loop.add_reader(s.b, [&] {
+            ++callback_calls;
+            loop.remove_reader(s.b);
+        });
+        auto reader = asyncio::create_task(read_when_ready(s.b));
+        co_await asyncio::sleep(0);
+        EXPECT_EQ(::write(s.a, "y", 1), 1);
+        EXPECT_EQ(co_await reader, 'y');
+        EXPECT_EQ(callback_calls, 1);
+    });
+}
