@@ -6,6 +6,8 @@
 #include "asyncio/futures.hpp"
 #include "asyncio/tasks.hpp"
 #include "asyncio/runners.hpp"
+#include "asyncio/locks.hpp"
+#include "asyncio/queues.hpp"
 #include "asyncio/threads.hpp"
 #include "asyncio/sockets.hpp"
 #include "asyncio/protocols.hpp"
