@@ -1,0 +1,395 @@
+// Transports and protocols on real loopback sockets (CPython's
+// test_selector_events.py / test_server.py / test_events.py, translated).
+#include <netinet/in.h>
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "support/run_test.hpp"
+
+using asyncio::Coro;
+using asyncio::testing::run_test;
+
+namespace {
+
+// Echoes everything; records the callbacks it saw.
+struct EchoProtocol : asyncio::Protocol {
+    asyncio::Transport* t = nullptr;
+    std::vector<std::string>* log = nullptr;
+    void connection_made(asyncio::Transport* tr) override {
+        t = tr;
+        if (log) log->push_back("made");
+    }
+    void data_received(std::string_view d) override { t->write(d); }
+    bool eof_received() override {
+        if (log) log->push_back("eof");
+        return false;
+    }
+    void connection_lost(std::exception_ptr e) override {
+        if (log) log->push_back(e ? "lost(error)" : "lost");
+    }
+};
+
+// Collects what arrives and completes `done` at connection_lost.
+struct Collector : asyncio::Protocol {
+    std::string data;
+    std::optional<asyncio::Future<>> done;
+    int pauses = 0, resumes = 0;
+    bool eof = false;
+    Collector() { done.emplace(); }
+    void data_received(std::string_view d) override { data.append(d); }
+    bool eof_received() override {
+        eof = true;
+        return false;
+    }
+    void pause_writing() override { ++pauses; }
+    void resume_writing() override { ++resumes; }
+    void connection_lost(std::exception_ptr) override {
+        if (!done->done()) done->set_result();
+    }
+};
+
+Coro<> wait_done(std::shared_ptr<Collector> c) {
+    asyncio::Future<> f = *c->done;
+    co_await f;
+}
+
+}  // namespace
+
+TEST(Transports, ProtocolEchoAndCallbackOrder) {
+    std::vector<std::string> log;
+    run_test([&]() -> Coro<> {
+        auto factory = [&log] {
+            auto p = std::make_shared<EchoProtocol>();
+            p->log = &log;
+            return p;
+        };
+        auto server = co_await asyncio::create_server(factory, "127.0.0.1", 0);
+        auto [t, c] = co_await asyncio::create_connection([] { return std::make_shared<Collector>(); }, "127.0.0.1",
+                                                          server.port());
+        std::vector<std::string> parts{"ab", "cd", "ef"};
+        t->writelines(parts);
+        t->write_eof();
+        co_await wait_done(c);
+        EXPECT_EQ(c->data, "abcdef");
+        EXPECT_TRUE(c->eof);
+        EXPECT_TRUE(t->is_closing());
+        server.close();
+        co_await server.wait_closed();
+    });
+    EXPECT_EQ(log, (std::vector<std::string>{"made", "eof", "lost"}));
+}
+
+namespace {
+struct Buffered : asyncio::BufferedProtocol {
+    char buf[7];
+    std::string got;
+    std::optional<asyncio::Future<>> done;
+    Buffered() { done.emplace(); }
+    std::span<char> get_buffer(std::size_t) override { return {buf, sizeof buf}; }
+    void buffer_updated(std::size_t n) override { got.append(buf, n); }
+    void connection_lost(std::exception_ptr) override { done->set_result(); }
+};
+}  // namespace
+
+TEST(Transports, BufferedProtocolReceivesIntoItsOwnBuffer) {
+    run_test([]() -> Coro<> {
+        auto server = co_await asyncio::create_server([] { return std::make_shared<EchoProtocol>(); }, "127.0.0.1", 0);
+        auto [t, p] = co_await asyncio::create_connection([] { return std::make_shared<Buffered>(); }, "127.0.0.1",
+                                                          server.port());
+        std::string msg = "a message longer than seven bytes";
+        t->write(msg);
+        t->write_eof();
+        asyncio::Future<> f = *p->done;
+        co_await f;
+        EXPECT_EQ(p->got, msg);
+        server.close();
+        co_await server.wait_closed();
+    });
+}
+
+namespace {
+struct Silent : asyncio::Protocol {
+    asyncio::Transport* t = nullptr;
+    void connection_made(asyncio::Transport* tr) override {
+        t = tr;
+        t->pause_reading();  // a peer that does not read
+    }
+};
+}  // namespace
+
+TEST(Transports, PartialWritesBufferAndPauseResumeWriting) {
+    run_test([]() -> Coro<> {
+        std::shared_ptr<Silent> peer;
+        auto server = co_await asyncio::create_server(
+            [&peer] {
+                peer = std::make_shared<Silent>();
+                return peer;
+            },
+            "127.0.0.1", 0);
+        auto [t, c] = co_await asyncio::create_connection([] { return std::make_shared<Collector>(); }, "127.0.0.1",
+                                                          server.port());
+        t->set_write_buffer_limits(1024);
+        EXPECT_EQ(t->get_write_buffer_limits(), (std::pair<std::size_t, std::size_t>(256, 1024)));
+        const std::size_t total = 16u << 20;
+        t->write(std::string(total, 'w'));  // the socket takes part, the rest is buffered
+        EXPECT_GT(t->get_write_buffer_size(), 0u);
+        EXPECT_LT(t->get_write_buffer_size(), total);
+        EXPECT_EQ(c->pauses, 1);
+        co_await asyncio::sleep(0);
+        while (!peer) co_await asyncio::sleep(0);
+        peer->t->resume_reading();
+        while (t->get_write_buffer_size() > 0) co_await asyncio::sleep(0.001);
+        EXPECT_EQ(c->resumes, 1);
+        t->close();
+        co_await wait_done(c);
+        server.close();
+        co_await server.wait_closed();
+    });
+}
+
+namespace {
+struct Thrower : asyncio::Protocol {
+    void data_received(std::string_view d) override {
+        if (d.find("boom") != std::string_view::npos) throw asyncio::RuntimeError("protocol failed");
+    }
+};
+}  // namespace
+
+TEST(Transports, ThrowingCallbackGoesToHandlerAndClosesOnlyItsConnection) {
+    std::vector<std::string> messages;
+    run_test([&]() -> Coro<> {
+        auto& loop = asyncio::get_running_loop();
+        loop.set_exception_handler(
+            [&messages](asyncio::EventLoop&, const asyncio::ExceptionContext& ctx) { messages.push_back(ctx.message); });
+        auto bad = co_await asyncio::create_server([] { return std::make_shared<Thrower>(); }, "127.0.0.1", 0);
+        auto good = co_await asyncio::create_server([] { return std::make_shared<EchoProtocol>(); }, "127.0.0.1", 0);
+        auto [t1, c1] = co_await asyncio::create_connection([] { return std::make_shared<Collector>(); }, "127.0.0.1",
+                                                            bad.port());
+        auto [t2, c2] = co_await asyncio::create_connection([] { return std::make_shared<Collector>(); }, "127.0.0.1",
+                                                            good.port());
+        t1->write("boom");
+        co_await wait_done(c1);  // the server closed this connection
+        t2->write("fine");
+        t2->write_eof();
+        co_await wait_done(c2);
+        EXPECT_EQ(c2->data, "fine");
+        bad.close();
+        good.close();
+        co_await bad.wait_closed();
+        co_await good.wait_closed();
+        loop.set_exception_handler(nullptr);
+    });
+    EXPECT_EQ(messages, (std::vector<std::string>{"Fatal error: protocol.data_received() call failed."}));
+}
+
+TEST(Transports, ExtraInfoPeernameSocknameSocket) {
+    run_test([]() -> Coro<> {
+        auto server = co_await asyncio::create_server([] { return std::make_shared<EchoProtocol>(); }, "127.0.0.1", 0);
+        auto [t, c] = co_await asyncio::create_connection([] { return std::make_shared<Collector>(); }, "127.0.0.1",
+                                                          server.port());
+        auto peer = std::any_cast<asyncio::SockAddr>(t->get_extra_info("peername"));
+        auto local = std::any_cast<asyncio::SockAddr>(t->get_extra_info("sockname"));
+        EXPECT_EQ(peer.to_string(), "127.0.0.1:" + std::to_string(server.port()));
+        EXPECT_EQ(local.host(), "127.0.0.1");
+        EXPECT_GE(std::any_cast<int>(t->get_extra_info("socket")), 0);
+        EXPECT_FALSE(t->get_extra_info("nonsense").has_value());
+        EXPECT_EQ(std::any_cast<int>(t->get_extra_info("nonsense", 7)), 7);
+        t->abort();
+        co_await wait_done(c);
+        t->write("after close is dropped");  // no raise, as Python
+        server.close();
+        co_await server.wait_closed();
+    });
+}
+
+TEST(Transports, ConnectAcceptedSocketWrapsASocketpair) {
+    run_test([]() -> Coro<> {
+        int sv[2];
+        EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+        auto [ta, a] = asyncio::connect_accepted_socket([] { return std::make_shared<EchoProtocol>(); }, sv[0]);
+        auto [tb, b] = asyncio::connect_accepted_socket([] { return std::make_shared<Collector>(); }, sv[1]);
+        tb->write("pair");
+        while (b->data.size() < 4) co_await asyncio::sleep(0.001);
+        EXPECT_EQ(b->data, "pair");
+        tb->close();
+        co_await wait_done(b);
+        while (!ta->is_closing()) co_await asyncio::sleep(0.001);
+        co_await asyncio::sleep(0);
+    });
+}
+
+namespace {
+struct UdpEcho : asyncio::DatagramProtocol {
+    asyncio::DatagramTransport* t = nullptr;
+    void connection_made(asyncio::DatagramTransport* tr) override { t = tr; }
+    void datagram_received(std::string_view d, const asyncio::SockAddr& from) override {
+        t->sendto(std::string("echo:") + std::string(d), from);
+    }
+};
+struct UdpClient : asyncio::DatagramProtocol {
+    std::vector<std::string> got;
+    std::vector<std::string> errors;
+    void datagram_received(std::string_view d, const asyncio::SockAddr&) override { got.emplace_back(d); }
+    void error_received(std::exception_ptr e) override {
+        try {
+            std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+            errors.push_back(ex.what());
+        }
+    }
+};
+}  // namespace
+
+TEST(Transports, UdpRoundTripIpv4AndIpv6) {
+    run_test([]() -> Coro<> {
+        for (std::string host : {"127.0.0.1", "::1"}) {
+            asyncio::DatagramOptions so;
+            so.local_addr = asyncio::HostPort{host, 0};
+            auto [st, sp] = co_await asyncio::create_datagram_endpoint([] { return std::make_shared<UdpEcho>(); }, so);
+            int port = std::any_cast<asyncio::SockAddr>(st->get_extra_info("sockname")).port();
+            asyncio::DatagramOptions co;
+            co.remote_addr = asyncio::HostPort{host, port};
+            auto [ct, cp] = co_await asyncio::create_datagram_endpoint([] { return std::make_shared<UdpClient>(); }, co);
+            ct->sendto("one");
+            ct->sendto("two");
+            while (cp->got.size() < 2) co_await asyncio::sleep(0.001);
+            EXPECT_EQ(cp->got, (std::vector<std::string>{"echo:one", "echo:two"}));
+            ct->close();
+            st->close();
+            co_await asyncio::sleep(0);
+        }
+    });
+}
+
+TEST(Transports, UdpToClosedPortReportsErrorReceived) {
+    run_test([]() -> Coro<> {
+        asyncio::DatagramOptions so;
+        so.local_addr = asyncio::HostPort{"127.0.0.1", 0};
+        auto [st, sp] = co_await asyncio::create_datagram_endpoint([] { return std::make_shared<UdpEcho>(); }, so);
+        int port = std::any_cast<asyncio::SockAddr>(st->get_extra_info("sockname")).port();
+        st->close();
+        co_await asyncio::sleep(0);
+        asyncio::DatagramOptions co;
+        co.remote_addr = asyncio::HostPort{"127.0.0.1", port};
+        auto [ct, cp] = co_await asyncio::create_datagram_endpoint([] { return std::make_shared<UdpClient>(); }, co);
+        ct->sendto("anyone?");
+        while (cp->errors.empty()) co_await asyncio::sleep(0.001);
+        EXPECT_NE(cp->errors[0].find("Connection refused"), std::string::npos);
+        ct->close();
+        co_await asyncio::sleep(0);
+    });
+}
+
+namespace {
+struct Counting : asyncio::Protocol {
+    int* made;
+    explicit Counting(int* m) : made(m) {}
+    void connection_made(asyncio::Transport*) override { ++*made; }
+};
+}  // namespace
+
+TEST(Transports, AcceptOutOfDescriptorsPausesThenRecovers) {
+    std::vector<std::string> messages;
+    int made = 0;
+    run_test([&]() -> Coro<> {
+        auto& loop = asyncio::get_running_loop();
+        loop.set_exception_handler(
+            [&messages](asyncio::EventLoop&, const asyncio::ExceptionContext& ctx) { messages.push_back(ctx.message); });
+        auto server =
+            co_await asyncio::create_server([&made] { return std::make_shared<Counting>(&made); }, "127.0.0.1", 0);
+        rlimit old{};
+        ::getrlimit(RLIMIT_NOFILE, &old);
+        // Client sockets connect through the backlog without an accept; then the
+        // descriptor table is full so the server's accept fails with EMFILE.
+        std::vector<int> clients;
+        sockaddr_in sa{};
+        sa.sin_family = AF_INET;
+        sa.sin_port = htons(static_cast<std::uint16_t>(server.port()));
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        for (int i = 0; i < 2; ++i) {
+            int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+            clients.push_back(fd);
+        }
+        int maxfd = 0;
+        for (int fd = 0; fd < 4096; ++fd)
+            if (::fcntl(fd, F_GETFD) != -1) maxfd = fd;
+        rlimit low = old;
+        low.rlim_cur = static_cast<rlim_t>(maxfd + 1);
+        ::setrlimit(RLIMIT_NOFILE, &low);
+        std::vector<int> fillers;  // take the free numbers below the limit too
+        for (int fd; (fd = ::dup(0)) >= 0;) fillers.push_back(fd);
+        for (int i = 0; i < 20 && messages.empty(); ++i) co_await asyncio::sleep(0.005);
+        std::size_t reports = messages.size();
+        co_await asyncio::sleep(0.05);  // paused: not spinning on the readable listener
+        EXPECT_LE(messages.size(), reports + 1);
+        EXPECT_EQ(made, 0);
+        ::setrlimit(RLIMIT_NOFILE, &old);
+        for (int fd : fillers) ::close(fd);
+        for (int i = 0; i < 200 && made < 2; ++i) co_await asyncio::sleep(0.005);
+        EXPECT_EQ(made, 2);  // serving again once descriptors are available
+        for (int fd : clients) ::close(fd);
+        server.close_clients();
+        server.close();
+        co_await server.wait_closed();
+        loop.set_exception_handler(nullptr);
+    });
+    ASSERT_FALSE(messages.empty());
+    EXPECT_EQ(messages[0], "socket.accept() out of system resource");
+}
+
+TEST(Transports, UnixServerAndConnection) {
+    std::string path = "/tmp/asyncio_test_transports_" + std::to_string(::getpid()) + ".sock";
+    run_test([&]() -> Coro<> {
+        auto server = co_await asyncio::create_unix_server([] { return std::make_shared<EchoProtocol>(); }, path);
+        EXPECT_EQ(server.port(), 0);
+        auto [t, c] = co_await asyncio::create_unix_connection([] { return std::make_shared<Collector>(); }, path);
+        t->write("over unix");
+        t->write_eof();
+        co_await wait_done(c);
+        EXPECT_EQ(c->data, "over unix");
+        server.close();
+        co_await server.wait_closed();
+    });
+}
+
+TEST(Transports, CancelledConnectLeaksNothing) {
+    run_test([]() -> Coro<> {
+        // A listener with a full accept queue drops new SYNs: the connect stays pending.
+        int lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in sa{};
+        sa.sin_family = AF_INET;
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        EXPECT_EQ(::bind(lfd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+        socklen_t len = sizeof sa;
+        ::getsockname(lfd, reinterpret_cast<sockaddr*>(&sa), &len);
+        ::listen(lfd, 0);
+        std::vector<int> fill;
+        for (int i = 0; i < 3; ++i) {
+            int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+            ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+            fill.push_back(fd);
+        }
+        co_await asyncio::sleep(0.01);
+        auto t = asyncio::create_task(asyncio::create_connection([] { return std::make_shared<Collector>(); },
+                                                                 "127.0.0.1", ntohs(sa.sin_port)));
+        co_await asyncio::sleep(0.01);
+        EXPECT_FALSE(t.done());
+        t.cancel();
+        bool cancelled = false;
+        try {
+            co_await t;
+        } catch (const asyncio::CancelledError&) {
+            cancelled = true;
+        }
+        EXPECT_TRUE(cancelled);
+        for (int fd : fill) ::close(fd);
+        ::close(lfd);
+    });
+}
