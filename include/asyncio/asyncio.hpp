@@ -5,6 +5,8 @@
 #include "asyncio/events.hpp"
 #include "asyncio/futures.hpp"
 #include "asyncio/tasks.hpp"
+#include "asyncio/timeouts.hpp"
+#include "asyncio/taskgroups.hpp"
 #include "asyncio/runners.hpp"
 #include "asyncio/locks.hpp"
 #include "asyncio/queues.hpp"

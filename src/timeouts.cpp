@@ -1,0 +1,94 @@
+// Timeout scopes (Python's asyncio/timeouts.py, 3.12 semantics).
+#include "asyncio/timeouts.hpp"
+
+namespace asyncio {
+
+Timeout timeout(detail::OptDelay delay) {
+    EventLoop& loop = detail::running_loop();
+    if (!delay.seconds) return Timeout(std::nullopt);
+    return Timeout(loop.time() + *delay.seconds);
+}
+
+Timeout timeout_at(std::optional<double> when) {
+    return Timeout(when);
+}
+
+Timeout::~Timeout() { disarm(); }
+
+void Timeout::disarm() noexcept {
+    if (armed_ && task_ && task_->loop_) timer_.cancel();
+    armed_ = false;
+}
+
+void Timeout::arm() {
+    disarm();
+    if (!when_) return;
+    // A deadline in the past fires on the next iteration, like call_soon.
+    timer_ = task_->loop_->call_at(*when_, detail::Callback(&fired, this));
+    armed_ = true;
+}
+
+void Timeout::enter() {
+    if (state_ != State::kCreated) throw RuntimeError("Timeout has already been entered");
+    detail::TaskBase* t = detail::current_task_base();
+    if (!t) throw RuntimeError("Timeout should be used inside a task");
+    task_ = t;
+    cancelling_ = t->num_cancels_requested_;
+    state_ = State::kEntered;
+    arm();
+}
+
+void Timeout::reschedule(std::optional<double> when) {
+    switch (state_) {
+        case State::kEntered: break;
+        case State::kCreated: throw RuntimeError("Timeout has not been entered");
+        case State::kExpiring: throw RuntimeError("Cannot change state of expiring Timeout");
+        case State::kExpired: throw RuntimeError("Cannot change state of expired Timeout");
+        case State::kExited: throw RuntimeError("Cannot change state of finished Timeout");
+    }
+    when_ = when;
+    deferred_ = false;
+    arm();
+}
+
+void Timeout::fired(void* p) {
+    auto* self = static_cast<Timeout*>(p);
+    self->armed_ = false;
+    detail::TaskBase* t = self->task_;
+    // wait_for(): the awaited work already woke the task in this iteration
+    // (it is not waiting on anything and its step is queued): let that step
+    // run first, then cancel only if the task is still inside the scope.
+    if (self->grace_ && !self->deferred_ && !t->waiter_ && t->step_scheduled_) {
+        self->deferred_ = true;
+        EventLoop& loop = *t->loop_;
+        self->timer_ = loop.call_at(loop.time(), detail::Callback(&fired, self));
+        self->armed_ = true;
+        return;
+    }
+    self->state_ = State::kExpiring;
+    t->task_cancel(nullptr);
+}
+
+void Timeout::leave() noexcept {
+    disarm();
+    if (state_ == State::kExpiring) {
+        state_ = State::kExpired;
+        task_->uncancel();
+    } else if (state_ == State::kEntered) {
+        state_ = State::kExited;
+    }
+}
+
+bool Timeout::leave_cancelled() noexcept {
+    disarm();
+    if (state_ == State::kExpiring) {
+        state_ = State::kExpired;
+        // Only our own cancellation becomes TimeoutError: a request from
+        // outside left cancelling() above its value at entry.
+        return task_->uncancel() <= static_cast<int>(cancelling_);
+    }
+    if (state_ == State::kEntered) state_ = State::kExited;
+    return false;
+}
+
+}  // namespace asyncio

@@ -1,0 +1,570 @@
+// gather, as_completed, wait, wait_for, shield: behaviours from CPython's
+// test_tasks.py and test_waitfor.py, translated.
+#include <algorithm>
+#include <chrono>
+#include <exception>
+#include <stdexcept>
+#include <thread>
+#include <string>
+#include <tuple>
+#include <variant>
+#include <vector>
+
+#include "support/run_test.hpp"
+
+namespace {
+
+using Log = std::vector<std::string>;
+
+asyncio::Coro<int> value_after(int v, int yields) {
+    for (int i = 0; i < yields; ++i) co_await asyncio::sleep(0);
+    co_return v;
+}
+
+asyncio::Coro<> log_after(Log* log, std::string what, int yields) {
+    for (int i = 0; i < yields; ++i) co_await asyncio::sleep(0);
+    log->push_back(what);
+}
+
+asyncio::Coro<int> fail_after(int yields, std::string msg) {
+    for (int i = 0; i < yields; ++i) co_await asyncio::sleep(0);
+    throw std::runtime_error(msg);
+}
+
+asyncio::Coro<int> sleep_forever(Log* log, std::string name) {
+    try {
+        co_await asyncio::sleep(3600.0);
+    } catch (const asyncio::CancelledError&) {
+        log->push_back(name + " cancelled");
+        throw;
+    }
+    co_return 0;
+}
+
+asyncio::Coro<int> swallow_cancel(Log* log, int result) {
+    try {
+        co_await asyncio::sleep(3600.0);
+    } catch (const asyncio::CancelledError&) {
+        log->push_back("swallowed");
+    }
+    co_return result;
+}
+
+// ---- gather ------------------------------------------------------------------------
+
+TEST(Gather, ResultsInArgumentOrderForAMixOfAwaitables) {
+    asyncio::testing::run_test([&]() -> asyncio::Coro<> {
+        auto fut = asyncio::get_running_loop().create_future<std::string>();
+        auto task = asyncio::create_task(value_after(2, 1));
+        Log log;
+        asyncio::get_running_loop().call_soon([fut]() mutable { fut.set_result("three"); });
+        auto [a, b, c, d] = co_await asyncio::gather(value_after(1, 3), task, fut, log_after(&log, "x", 0));
+        EXPECT_EQ(a, 1);
+        EXPECT_EQ(b, 2);
+        EXPECT_EQ(c, "three");
+        static_assert(std::is_same_v<decltype(d), std::monostate>);
+        EXPECT_EQ(log, Log{"x"});
+    });
+}
+
+TEST(Gather, EmptyGatherCompletesAtOnce) {
+    asyncio::testing::run_test([&]() -> asyncio::Coro<> {
+        auto r = co_await asyncio::gather();
+        static_assert(std::tuple_size_v<decltype(r)> == 0);
+        auto v = co_await asyncio::gather(std::vector<asyncio::Task<int>>{});
+        EXPECT_TRUE(v.empty());
+    });
+}
+
+TEST(Gather, VectorGivesAVectorInOrder) {
+    asyncio::testing::run_test([&]() -> asyncio::Coro<> {
+        std::vector<asyncio::Task<int>> tasks;
+        for (int i = 0; i < 5; ++i) tasks.push_back(asyncio::create_task(value_after(i, 5 - i)));
+        auto r = co_await asyncio::gather(tasks);
+        EXPECT_EQ(r, (std::vector<int>{0, 1, 2, 3, 4}));
+        std::vector<asyncio::Coro<int>> coros;
+        coros.push_back(value_after(7, 2));
+        coros.push_back(value_after(8, 0));
+        auto r2 = co_await asyncio::gather(std::move(coros));
+        EXPECT_EQ(r2, (std::vector<int>{7, 8}));
+    });
+}
+
+TEST(Gather, FirstExceptionPropagatesAndOthersKeepRunning) {
+    Log log;
+    asyncio::testing::run_test([&]() -> asyncio::Coro<> {
+        auto slow = asyncio::create_task(log_after(&log, "slow done", 3));
+        bool raised = false;
+        try {
+            co_await asyncio::gather(fail_after(1, "boom"), slow);
+        } catch (const std::runtime_error& e) {
+            raised = std::string(e.what()) == "boom";
+        }
+        EXPECT_TRUE(raised);
+        EXPECT_FALSE(slow.done());  // not cancelled: Python's rule
+        co_await slow;
+        EXPECT_FALSE(slow.cancelled());
+    });
+    EXPECT_EQ(log, Log{"slow done"});
+}
+
+TEST(Gather, ReturnExceptionsHoldsValuesAndErrors) {
+    asyncio::testing::run_test([&]() -> asyncio::Coro<> {
+        Log log;
+        auto victim = asyncio::create_task(sleep_forever(&log, "victim"));
+        asyncio::get_running_loop().call_soon([victim]() mutable { victim.cancel(); });
+        auto [a, b, c] = co_await asyncio::gather(asyncio::return_exceptions, value_after(1, 0),
+                                                  fail_after(0, "bad"), victim);
+        EXPECT_EQ(a.index(), 0u);
+        if (a.index() == 0) {
+            EXPECT_EQ(std::get<0>(a), 1);
+        }
+        EXPECT_EQ(b.index(), 1u);
+        if (b.index() == 1) {
+            EXPECT_THROW(std::rethrow_exception(std::get<1>(b)), std::runtime_error);
+        }
+        EXPECT_EQ(c.index(), 1u);
+        if (c.index() == 1) {
+            EXPECT_THROW(std::rethrow_exception(std::get<1>(c)), asyncio::CancelledError);
+        }
+    });
+}
+
+asyncio::Coro<> await_gather_of_two(Log* log) {
+    co_await asyncio::gather(sleep_forever(log, "a"), sleep_forever(log, "b"));
+    log->push_back("not reached");
+}
+
+TEST(Gather, CancellingTheGatherCancelsEveryChild) {
+    Log log;
+    asyncio::testing::run_test([&]() -> asyncio::Coro<> {
+        auto t = asyncio::create_task(await_gather_of_two(&log));
+        co_await asyncio::sleep(0);
+        co_await asyncio::sleep(0);
+        EXPECT_TRUE(t.cancel());
+        EXPECT_THROW(co_await t, asyncio::CancelledError);
+        EXPECT_TRUE(t.cancelled());
+        co_await asyncio::sleep(0);
+    });
+    EXPECT_EQ(log, (Log{"a cancelled", "b cancelled"}));
+}
+
+TEST(Gather, ChildCancellationMakesTheGatherRaise) {
+    asyncio::testing::run_test([&]() -> asyncio::Coro<> {
+        Log log;
+        auto victim = asyncio::create_task(sleep_forever(&log, "victim"));
+        auto other = asyncio::create_task(value_after(5, 1));
+        asyncio::get_running_loop().call_soon([victim]() mutable { victim.cancel("stop"); });
+        bool raised = false;
+        try {
+            co_await asyncio::gather(victim, other);
+        } catch (const asyncio::CancelledError& e) {
+            raised = std::string(e.what()) == "stop";
+        }
+        EXPECT_TRUE(raised);
+        EXPECT_EQ(co_await other, 5);
+    });
+}
+
+asyncio::Coro<> gather_of_gathers(Log* log) {
+    co_await asyncio::gather(asyncio::gather(sleep_forever(log, "a"), sleep_forever(log, "b")),
+                             asyncio::gather(sleep_forever(log, "c")));
+}
+
+TEST(Gather, CancellingAGatherOfGathersReachesTheLeaves) {
+    Log log;
+    asyncio::testing::run_test([&]() -> asyncio::Coro<> {
+        auto t = asyncio::create_task(gather_of_gathers(&log));
+        for (int i = 0; i < 4; ++i) co_await asyncio::sleep(0);
+        t.cancel();
+        EXPECT_THROW(co_await t, asyncio::CancelledError);
+        for (int i = 0; i < 3; ++i) co_await asyncio::sleep(0);
+    });
+    std::sort(log.begin(), log.end());
+    EXPECT_EQ(log, (Log{"a cancelled", "b cancelled", "c cancelled"}));
+}
+
+asyncio::Coro<> gather_swallowers(Log* log, bool return_exc) {
+    if (return_exc)
+        co_await asyncio::gather(asyncio::return_exceptions, swallow_cancel(log, 1), swallow_cancel(log, 2));
+    else
+        co_await asyncio::gather(swallow_cancel(log, 1), swallow_cancel(log, 2));
+}
+
+TEST(Gather, CancelledGatherRaisesEvenIfChildrenSwallowIt) {
+    for (bool return_exc : {false, true}) {
+        Log log;
+        asyncio::testing::run_test([&]() -> asyncio::Coro<> {
+            auto t = asyncio::create_task(gather_swallowers(&log, return_exc));
+            co_await asyncio::sleep(0);
+            co_await asyncio::sleep(0);
+            t.cancel();
+            EXPECT_THROW(co_await t, asyncio::CancelledError);
+        });
+        EXPECT_EQ(log, (Log{"swallowed", "swallowed"}));
+    }
+}
+
+// ---- as_completed -------------------------------------------------------------------
+
+TEST(AsCompleted, GivesResultsInCompletionOrder) {
+    asyncio::testing::run_test([&]() -> asyncio::Coro<> {
+        std::vector<asyncio::Task<int>> tasks;
+        tasks.push_back(asyncio::create_task(value_after(3, 3)));
+        tasks.push_back(asyncio::create_task(value_after(1, 1)));
+        tasks.push_back(asyncio::create_task(value_after(2, 2)));
+        std::vector<int> got;
+        for (auto&& next : asyncio::as_completed(tasks)) got.push_back(co_await std::move(next));
+        EXPECT_EQ(got, (std::vector<int>{1, 2, 3}));
+    });
+}
+
+TEST(AsCompleted, ElementRaisesTheChildException) {
+    asyncio::testing::run_test([&]() -> asyncio::Coro<> {
+        std::vector<asyncio::Coro<int>> coros;
+        coros.push_back(value_after(1, 2));
+        coros.push_back(fail_after(0, "first"));
+        auto ac = asyncio::as_completed(std::move(coros));
+        auto it = ac.begin();
+        EXPECT_THROW(co_await *it, std::runtime_error);
+        ++it;
+        EXPECT_EQ(co_await *it, 1);
+    });
+}
+
+TEST(AsCompleted, TimeoutRaisesForEachUnfinishedChild) {
+    asyncio::testing::run_test([&]() -> asyncio::Coro<> {
+        Log log;
+        std::vector<asyncio::Task<int>> tasks;
+        tasks.push_back(asyncio::create_task(value_after(1, 0)));
+        tasks.push_back(asyncio::create_task(sleep_forever(&log, "slow")));
+        int results = 0, timeouts = 0;
+        for (auto&& next : asyncio::as_completed(tasks, 0.01)) {
+            try {
+                results += co_await std::move(next);
+            } catch (const asyncio::TimeoutError&) {
+                ++timeouts;
+            }
+        }
+        EXPECT_EQ(results, 1);
+        EXPECT_EQ(timeouts, 1);
+        EXPECT_FALSE(tasks[1].done());  // as_completed cancels nothing
+        tasks[1].cancel();
+        co_await asyncio::sleep(0);
+    });
+}
+
+TEST(AsCompleted, TaskFormYieldsTheOriginalTasks) {
+    asyncio::testing::run_test([&]() -> asyncio::Coro<> {
+        std::vector<asyncio::Task<int>> tasks;
+        tasks.push_back(asyncio::create_task(value_after(2, 2)));
+        tasks.push_back(asyncio::create_task(value_after(1, 1)));
+        std::vector<asyncio::Task<int>> order;
+        for (auto&& next : asyncio::as_completed(tasks)) {
+            asyncio::Task<int> t = co_await next.task();
+            order.push_back(t);
+        }
+        EXPECT_EQ(order.size(), 2u);
+        if (order.size() == 2) {
+            EXPECT_TRUE(order[0] == tasks[1]);
+            EXPECT_TRUE(order[1] == tasks[0]);
+        }
+    });
+}
+
+TEST(AsCompleted, AwaitingAnElementTwiceRaisesRuntimeError) {
+    asyncio::testing::run_test([&]() -> asyncio::Coro<> {
+        std::vector<asyncio::Task<int>> tasks;
+        tasks.push_back(asyncio::create_task(value_after(1, 0)));
+        tasks.push_back(asyncio::create_task(value_after(2, 0)));
+        auto ac = asyncio::as_completed(tasks);
+        auto elem = *ac.begin();
+        EXPECT_EQ(co_await elem, 1);
+        EXPECT_THROW(co_await elem, asyncio::RuntimeError);
+        co_await asyncio::gather(tasks);
+    });
+}
+
+asyncio::Coro<int> await_element(asyncio::AsCompletedElement<asyncio::Task<int>> e) {
+    co_return co_await std::move(e);
+}
+
+TEST(AsCompleted, CancelledElementLosesNoResult) {
+    asyncio::testing::run_test([&]() -> asyncio::Coro<> {
+        std::vector<asyncio::Task<int>> tasks;
+        tasks.push_back(asyncio::create_task(value_after(1, 3)));
+        tasks.push_back(asyncio::create_task(value_after(2, 6)));
+        auto ac = asyncio::as_completed(tasks);
+        auto it = ac.begin();
+        auto waiter = asyncio::create_task(await_element(*it));
+        co_await asyncio::sleep(0);
+        waiter.cancel();
+        EXPECT_THROW(co_await waiter, asyncio::CancelledError);
+        ++it;  // the first finished child goes to the next element awaited
+        EXPECT_EQ(co_await *it, 1);
+        co_await tasks[1];
+    });
+}
+
+// ---- wait ----------------------------------------------------------------------------
+
+TEST(Wait, FirstCompletedReturnsTheSameTasks) {
+    asyncio::testing::run_test([&]() -> asyncio::Coro<> {
+        Log log;
+        std::vector<asyncio::Task<int>> tasks;
+        tasks.push_back(asyncio::create_task(sleep_forever(&log, "slow")));
+        tasks.push_back(asyncio::create_task(value_after(1, 1)));
+        auto [done, pending] = co_await asyncio::wait(tasks, asyncio::FIRST_COMPLETED);
+        EXPECT_EQ(done.size(), 1u);
+        EXPECT_EQ(pending.size(), 1u);
+        if (done.size() == 1 && pending.size() == 1) {
+            EXPECT_TRUE(done[0] == tasks[1]);
+            EXPECT_TRUE(pending[0] == tasks[0]);
+        }
+        EXPECT_FALSE(tasks[0].done());  // wait never cancels
+        tasks[0].cancel();
+        co_await asyncio::sleep(0);
+    });
+}
+
+TEST(Wait, FirstExceptionStopsAtTheFailure) {
+    asyncio::testing::run_test([&]() -> asyncio::Coro<> {
+        Log log;
+        std::vector<asyncio::Task<int>> tasks;
+        tasks.push_back(asyncio::create_task(value_after(1, 0)));
+        tasks.push_back(asyncio::create_task(fail_after(2, "x")));
+        tasks.push_back(asyncio::create_task(sleep_forever(&log, "slow")));
+        auto [done, pending] = co_await asyncio::wait(tasks, asyncio::FIRST_EXCEPTION);
+        EXPECT_EQ(done.size(), 2u);
+        EXPECT_EQ(pending.size(), 1u);
+        tasks[2].cancel();
+        co_await asyncio::sleep(0);
+    });
+}
+
+TEST(Wait, AllCompletedWaitsForEveryone) {
+    asyncio::testing::run_test([&]() -> asyncio::Coro<> {
+        std::vector<asyncio::Task<int>> tasks;
+        tasks.push_back(asyncio::create_task(fail_after(0, "x")));
+        tasks.push_back(asyncio::create_task(value_after(2, 3)));
+        auto [done, pending] = co_await asyncio::wait(tasks);
+        EXPECT_EQ(done.size(), 2u);
+        EXPECT_TRUE(pending.empty());
+        EXPECT_THROW(tasks[0].result(), std::runtime_error);
+    });
+}
+
+TEST(Wait, TimeoutReturnsWhatIsDoneSoFar) {
+    asyncio::testing::run_test([&]() -> asyncio::Coro<> {
+        Log log;
+        std::vector<asyncio::Task<int>> tasks;
+        tasks.push_back(asyncio::create_task(value_after(1, 0)));
+        tasks.push_back(asyncio::create_task(sleep_forever(&log, "slow")));
+        auto [done, pending] = co_await asyncio::wait(tasks, asyncio::ALL_COMPLETED, 0.01);
+        EXPECT_EQ(done.size(), 1u);
+        EXPECT_EQ(pending.size(), 1u);
+        auto r2 = co_await asyncio::wait(tasks, asyncio::ALL_COMPLETED, -1.0);  // already expired
+        EXPECT_EQ(r2.pending.size(), 1u);
+        tasks[1].cancel();
+        co_await asyncio::sleep(0);
+        EXPECT_TRUE(log == Log{"slow cancelled"});
+    });
+}
+
+TEST(Wait, BadInputRaisesValueError) {
+    asyncio::testing::run_test([&]() -> asyncio::Coro<> {
+        EXPECT_THROW((void)asyncio::wait(std::vector<asyncio::Task<int>>{}), asyncio::ValueError);
+        std::vector<asyncio::Task<int>> tasks;
+        tasks.push_back(asyncio::create_task(value_after(1, 0)));
+        EXPECT_THROW((void)asyncio::wait(tasks, static_cast<asyncio::ReturnWhen>(42)), asyncio::ValueError);
+        co_await tasks[0];
+    });
+}
+
+asyncio::Coro<> wait_on(std::vector<asyncio::Task<int>> tasks) {
+    co_await asyncio::wait(std::move(tasks));
+}
+
+TEST(Wait, CancellingTheWaiterLeavesTheChildrenRunning) {
+    asyncio::testing::run_test([&]() -> asyncio::Coro<> {
+        std::vector<asyncio::Task<int>> tasks;
+        tasks.push_back(asyncio::create_task(value_after(1, 3)));
+        auto w = asyncio::create_task(wait_on(tasks));
+        co_await asyncio::sleep(0);
+        w.cancel();
+        EXPECT_THROW(co_await w, asyncio::CancelledError);
+        EXPECT_FALSE(tasks[0].cancelled());
+        EXPECT_EQ(co_await tasks[0], 1);
+    });
+}
+
+// ---- wait_for ------------------------------------------------------------------------
+
+TEST(WaitFor, GivesTheResultWhenInTime) {
+    asyncio::testing::run_test([&]() -> asyncio::Coro<> {
+        EXPECT_EQ(co_await asyncio::wait_for(value_after(4, 2), 10.0), 4);
+        auto t = asyncio::create_task(value_after(5, 1));
+        EXPECT_EQ(co_await asyncio::wait_for(t, std::chrono::seconds(10)), 5);
+        EXPECT_EQ(co_await asyncio::wait_for(value_after(6, 1), std::nullopt), 6);
+    });
+}
+
+asyncio::Coro<int> slow_to_cancel(Log* log) {
+    std::exception_ptr cancelled;
+    try {
+        co_await asyncio::sleep(3600.0);
+    } catch (const asyncio::CancelledError&) {
+        cancelled = std::current_exception();
+    }
+    log->push_back("cancelling");
+    co_await asyncio::sleep(0);
+    co_await asyncio::sleep(0);
+    log->push_back("cancelled");
+    if (cancelled) std::rethrow_exception(cancelled);
+    co_return 0;
+}
+
+TEST(WaitFor, TimeoutWaitsUntilTheInnerTaskHasReallyFinished) {
+    Log log;
+    asyncio::testing::run_test([&]() -> asyncio::Coro<> {
+        auto inner = asyncio::create_task(slow_to_cancel(&log));
+        bool nested_cancel = false;
+        try {
+            co_await asyncio::wait_for(inner, 0.001);
+        } catch (const asyncio::TimeoutError& e) {
+            log.push_back("timeout");
+            try {
+                std::rethrow_if_nested(e);
+            } catch (const asyncio::CancelledError&) {
+                nested_cancel = true;
+            }
+        }
+        EXPECT_TRUE(inner.cancelled());
+        EXPECT_TRUE(nested_cancel);
+        EXPECT_EQ(asyncio::current_task()->cancelling(), 0);
+    });
+    EXPECT_EQ(log, (Log{"cancelling", "cancelled", "timeout"}));
+}
+
+TEST(WaitFor, ResultWinsWhenTheInnerWorkSwallowsTheCancellation) {
+    asyncio::testing::run_test([&]() -> asyncio::Coro<> {
+        Log log;
+        EXPECT_EQ(co_await asyncio::wait_for(swallow_cancel(&log, 42), 0.001), 42);
+        EXPECT_EQ(log, Log{"swallowed"});
+    });
+}
+
+asyncio::Coro<int> wait_for_future(asyncio::Future<int> fut, double timeout) {
+    co_return co_await asyncio::wait_for(fut, timeout);
+}
+
+TEST(WaitFor, ResultWinsWhenDoneInTheSameIterationAsTheTimeout) {
+    asyncio::testing::run_test([&]() -> asyncio::Coro<> {
+        auto& loop = asyncio::get_running_loop();
+        auto fut = loop.create_future<int>();
+        loop.call_at(loop.time() + 0.001, [fut]() mutable { fut.set_result(7); });
+        auto w = asyncio::create_task(wait_for_future(fut, 0.002));
+        co_await asyncio::sleep(0);  // w waits on fut under its deadline
+        // Block the loop past both deadlines: the next iteration runs the
+        // result's timer, then the deadline's, before w's step.
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        EXPECT_EQ(co_await w, 7);
+    });
+}
+
+asyncio::Coro<> wait_for_then_sleep(asyncio::Task<std::string> inner, bool* reached_end) {
+    co_await asyncio::wait_for(inner, 100.0);
+    co_await asyncio::sleep(3600.0);
+    *reached_end = true;
+}
+
+asyncio::Coro<std::string> done_at_once() { co_return "done"; }
+
+TEST(WaitFor, OuterCancellationIsNeverSwallowed) {  // CPython gh-86296
+    bool reached_end = false;
+    asyncio::testing::run_test([&]() -> asyncio::Coro<> {
+        auto inner = asyncio::create_task(done_at_once());
+        auto t = asyncio::create_task(wait_for_then_sleep(inner, &reached_end));
+        co_await asyncio::sleep(0);
+        t.cancel();
+        EXPECT_THROW(co_await t, asyncio::CancelledError);
+        EXPECT_TRUE(inner.done());
+        EXPECT_TRUE(t.cancelled());
+    });
+    EXPECT_FALSE(reached_end);
+}
+
+asyncio::Coro<int> wait_for_blocked(asyncio::Task<int> inner) { co_return co_await asyncio::wait_for(inner, std::nullopt); }
+
+TEST(WaitFor, CancellingTheCallerCancelsTheInnerTask) {
+    asyncio::testing::run_test([&]() -> asyncio::Coro<> {
+        Log log;
+        auto inner = asyncio::create_task(sleep_forever(&log, "inner"));
+        auto w = asyncio::create_task(wait_for_blocked(inner));
+        co_await asyncio::sleep(0);
+        w.cancel();
+        EXPECT_THROW(co_await w, asyncio::CancelledError);
+        EXPECT_TRUE(inner.cancelled());
+    });
+}
+
+asyncio::Coro<int> never_started(bool* started) {
+    *started = true;
+    co_return 1;
+}
+
+TEST(WaitFor, ZeroOrNegativeTimeout) {
+    asyncio::testing::run_test([&]() -> asyncio::Coro<> {
+        bool started = false;
+        EXPECT_THROW(co_await asyncio::wait_for(never_started(&started), 0), asyncio::TimeoutError);
+        EXPECT_FALSE(started);
+        auto fut = asyncio::get_running_loop().create_future<int>();
+        fut.set_result(3);
+        EXPECT_EQ(co_await asyncio::wait_for(fut, -1.0), 3);  // done: its result
+        Log log;
+        auto t = asyncio::create_task(sleep_forever(&log, "t"));
+        co_await asyncio::sleep(0);
+        EXPECT_THROW(co_await asyncio::wait_for(t, 0), asyncio::TimeoutError);
+        EXPECT_TRUE(t.cancelled());
+        EXPECT_EQ(log, Log{"t cancelled"});
+    });
+}
+
+// ---- shield ---------------------------------------------------------------------------
+
+asyncio::Coro<int> await_shielded(asyncio::Task<int> inner) { co_return co_await asyncio::shield(inner); }
+
+TEST(Shield, InnerSurvivesTheOuterCancellation) {
+    asyncio::testing::run_test([&]() -> asyncio::Coro<> {
+        auto inner = asyncio::create_task(value_after(9, 3));
+        auto outer = asyncio::create_task(await_shielded(inner));
+        co_await asyncio::sleep(0);
+        outer.cancel();
+        EXPECT_THROW(co_await outer, asyncio::CancelledError);
+        EXPECT_FALSE(inner.cancelled());
+        EXPECT_EQ(co_await inner, 9);
+    });
+}
+
+TEST(Shield, GivesTheInnerOutcome) {
+    asyncio::testing::run_test([&]() -> asyncio::Coro<> {
+        EXPECT_EQ(co_await asyncio::shield(value_after(2, 1)), 2);
+        EXPECT_THROW(co_await asyncio::shield(fail_after(1, "x")), std::runtime_error);
+        auto done = asyncio::create_task(value_after(5, 0));
+        co_await done;
+        EXPECT_EQ(co_await asyncio::shield(done), 5);
+    });
+}
+
+TEST(WaitFor, AroundShieldTimesOutButTheInnerGoesOn) {
+    asyncio::testing::run_test([&]() -> asyncio::Coro<> {
+        auto fut = asyncio::get_running_loop().create_future<int>();
+        auto inner = asyncio::create_task(wait_for_future(fut, 3600.0));
+        EXPECT_THROW(co_await asyncio::wait_for(asyncio::shield(inner), 0.001), asyncio::TimeoutError);
+        EXPECT_FALSE(inner.done());
+        fut.set_result(1);
+        EXPECT_EQ(co_await inner, 1);
+    });
+}
+
+}  // namespace
