@@ -1,0 +1,50 @@
+#!/bin/sh
+# Echo benchmark: each server pinned to CPU 0, the load generator to CPU 1;
+# ping-pong with 1 and 50 connections, 64 B and 4 KiB messages. Reports
+# requests/s and the server's user and kernel CPU per request (from
+# /proc/<pid>/stat, clock ticks). Usage: scripts/bench_echo.sh [seconds]
+set -eu
+SECS=${1:-5}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+OUT=${BENCH_DIR:-$(mktemp -d)}
+CXX=${CXX:-g++}
+gcc -O2 -o "$OUT/c_epoll_server" "$ROOT/bench/echo/c_epoll_server.c"
+gcc -O2 -o "$OUT/loadgen" "$ROOT/bench/echo/loadgen.c"
+[ -x "$OUT/echo_server" ] || $CXX -std=c++20 -O2 -DNDEBUG -I"$ROOT/include" -o "$OUT/echo_server" \
+    "$ROOT/bench/echo/echo_server.cpp" "$ROOT"/src/*.cpp -pthread
+PY=/usr/bin/python3
+HZ=$(getconf CLK_TCK)
+PORT=47000
+
+run() {  # name, command...
+    name=$1
+    shift
+    for conns in 1 50; do
+        for size in 64 4096; do
+            PORT=$((PORT + 1))
+            taskset -c 0 "$@" $PORT > "$OUT/ready" 2>&1 &
+            pid=$!
+            i=0
+            while ! grep -q ready "$OUT/ready" 2>/dev/null; do
+                i=$((i + 1)); [ $i -gt 600 ] && break; sleep 0.05
+            done
+            b=$(awk '{print $14, $15}' /proc/$pid/stat)
+            rps=$(taskset -c 1 "$OUT/loadgen" $PORT $conns $size "$SECS" || echo 0)
+            a=$(awk '{print $14, $15}' /proc/$pid/stat)
+            kill $pid 2>/dev/null; wait $pid 2>/dev/null || true
+            echo "$b $a" | awk -v n="$name" -v c=$conns -v s=$size -v r="$rps" -v hz=$HZ -v t="$SECS" '{
+                reqs = r * t; u = ($3 - $1) / hz; k = ($4 - $2) / hz;
+                printf "%-20s %4d conns %5d B %10d req/s  user %.3f us/req  sys %.3f us/req\n", n, c, s, r, u / reqs * 1e6, k / reqs * 1e6 }'
+        done
+    done
+}
+
+run "C epoll" "$OUT/c_epoll_server"
+run "asyncio++ protocol" "$OUT/echo_server" protocol
+run "asyncio++ streams" "$OUT/echo_server" streams
+run "python protocol" $PY "$ROOT/bench/echo/py_echo.py" protocol
+run "python streams" $PY "$ROOT/bench/echo/py_echo.py" streams
+if $PY -c "import uvloop" 2>/dev/null; then
+    run "uvloop protocol" $PY "$ROOT/bench/echo/py_echo.py" uvloop-protocol
+    run "uvloop streams" $PY "$ROOT/bench/echo/py_echo.py" uvloop-streams
+fi
