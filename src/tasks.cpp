@@ -20,12 +20,12 @@ constexpr std::uint64_t kIdBlock = 4096;
 thread_local std::uint64_t t_next_id = 0;
 thread_local std::uint64_t t_id_end = 0;
 
-std::uint64_t next_task_id() {
+std::uint32_t next_task_id() {
     if (t_next_id == t_id_end) {
         t_next_id = g_task_counter.fetch_add(kIdBlock, std::memory_order_relaxed) + 1;
         t_id_end = t_next_id + kIdBlock;
     }
-    return t_next_id++;
+    return static_cast<std::uint32_t>(t_next_id++);
 }
 
 const char* state_word(const FutureBase* f) {
@@ -49,26 +49,22 @@ void FutureBase::add_node(DoneNode* n) {
     n->next = nullptr;
     if (done()) {
         if (!loop_) {
-            if (n->dispose) n->dispose(n);
+            dispose_node(n);
             throw RuntimeError("the event loop of this future is gone");
         }
         n->on_done(n, this);
         return;
     }
-    if (cb_tail_)
-        cb_tail_->next = n;
-    else
-        cb_head_ = n;
-    cb_tail_ = n;
+    DoneNode** link = &cb_head_;
+    while (*link) link = &(*link)->next;
+    *link = n;
 }
 
 bool FutureBase::remove_node(DoneNode* n) noexcept {
-    DoneNode* prev = nullptr;
-    for (DoneNode* c = cb_head_; c; prev = c, c = c->next) {
-        if (c != n) continue;
-        (prev ? prev->next : cb_head_) = c->next;
-        if (cb_tail_ == c) cb_tail_ = prev;
-        c->next = nullptr;
+    for (DoneNode** link = &cb_head_; *link; link = &(*link)->next) {
+        if (*link != n) continue;
+        *link = n->next;
+        n->next = nullptr;
         return true;
     }
     return false;
@@ -76,26 +72,21 @@ bool FutureBase::remove_node(DoneNode* n) noexcept {
 
 std::size_t FutureBase::remove_matching(const void* type, const void* key) {
     std::size_t removed = 0;
-    DoneNode* prev = nullptr;
-    DoneNode* c = cb_head_;
-    while (c) {
-        DoneNode* next = c->next;
-        if (c->matches && c->matches(c, type, key)) {
-            (prev ? prev->next : cb_head_) = next;
-            if (cb_tail_ == c) cb_tail_ = prev;
-            if (c->dispose) c->dispose(c);
+    DoneNode** link = &cb_head_;
+    while (DoneNode* c = *link) {
+        if (is_user_node(c) && static_cast<UserDoneNodeBase*>(c)->matches(c, type, key)) {
+            *link = c->next;
+            dispose_node(c);
             ++removed;
         } else {
-            prev = c;
+            link = &c->next;
         }
-        c = next;
     }
     return removed;
 }
 
 void FutureBase::schedule_callbacks() noexcept {
     DoneNode* c = std::exchange(cb_head_, nullptr);
-    cb_tail_ = nullptr;
     while (c) {
         DoneNode* next = c->next;
         c->next = nullptr;
@@ -157,10 +148,10 @@ void schedule_user_node(DoneNode* n, FutureBase* fut) {
         Runner(DoneNode* n, FutureBase* f) noexcept : node(n), fut(f) { fut->add_ref(); }
         Runner(Runner&& o) noexcept : node(std::exchange(o.node, nullptr)), fut(std::exchange(o.fut, nullptr)) {}
         ~Runner() {
-            if (node) node->dispose(node);
+            if (node) dispose_node(node);
             if (fut) fut->release();
         }
-        void operator()() { node->run(node, fut); }
+        void operator()() { static_cast<UserDoneNodeBase*>(node)->run(node, fut); }
     };
     fut->loop_->push_ready(Callback(Runner(n, fut)));
 }
@@ -177,7 +168,7 @@ void future_destroyed(FutureBase* f) noexcept {
     DoneNode* c = std::exchange(f->cb_head_, nullptr);
     while (c) {
         DoneNode* next = c->next;
-        if (c->dispose) c->dispose(c);
+        dispose_node(c);
         c = next;
     }
     if (f->log_traceback_) {

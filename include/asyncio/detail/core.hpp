@@ -45,18 +45,30 @@ void* frame_alloc(std::size_t n);
 void frame_free(void* p, std::size_t n) noexcept;
 
 /// A done-callback registration. Awaiters embed one (no allocation);
-/// add_done_callback() allocates one that owns the user's callable.
+/// add_done_callback() allocates a UserDoneNodeBase that owns the callable.
 struct DoneNode {
     DoneNode* next = nullptr;
     /// Called at completion (or at once if added to a done future): must
     /// only schedule work through the loop, never run user code.
     void (*on_done)(DoneNode* self, FutureBase* fut) = nullptr;
-    /// For user callbacks: does this node hold a callable equal to *key of type `type`?
+};
+
+void schedule_user_node(DoneNode* n, FutureBase* fut);
+
+/// A node made by add_done_callback(): on_done == &schedule_user_node.
+struct UserDoneNodeBase : DoneNode {
+    /// Does this node hold a callable equal to *key of type `type`?
     bool (*matches)(const DoneNode* self, const void* type, const void* key) = nullptr;
-    /// For user callbacks: run the callable, then free the node.
+    /// Run the callable.
     void (*run)(DoneNode* self, FutureBase* fut) = nullptr;
+    /// Free the node.
     void (*dispose)(DoneNode* self) noexcept = nullptr;
 };
+
+inline bool is_user_node(const DoneNode* n) noexcept { return n->on_done == &schedule_user_node; }
+inline void dispose_node(DoneNode* n) noexcept {
+    if (is_user_node(n)) static_cast<UserDoneNodeBase*>(n)->dispose(n);
+}
 
 /// How to interrupt a suspended task (see the note at the top).
 struct Waiter {
@@ -79,16 +91,20 @@ struct FutureBase {
     // The loop's registry of live futures and tasks (intrusive, doubly linked).
     FutureBase* reg_prev_ = nullptr;
     FutureBase* reg_next_ = nullptr;
-    DoneNode* cb_head_ = nullptr;
-    DoneNode* cb_tail_ = nullptr;
+    DoneNode* cb_head_ = nullptr;  // FIFO; appends walk it (lists are short)
     std::exception_ptr exception_;
     std::unique_ptr<FutureExtra> extra_;
     void (*destroy_)(FutureBase*) noexcept = nullptr;
     std::uint32_t refs_ = 0;
     State state_ = State::kPending;
-    bool log_traceback_ = false;  // an exception nobody has looked at yet
-    bool is_task_ = false;
-    bool registered_ = false;
+    bool log_traceback_ : 1 = false;  // an exception nobody has looked at yet
+    bool is_task_ : 1 = false;
+    bool registered_ : 1 = false;
+    // TaskBase's flags, kept here so a task's state packs into one word.
+    bool must_cancel_ : 1 = false;
+    bool throw_cancel_ : 1 = false;  // the awaiter being resumed raises CancelledError
+    bool started_ : 1 = false;
+    bool step_scheduled_ : 1 = false;
 
     bool done() const noexcept { return state_ != State::kPending; }
     bool cancelled() const noexcept { return state_ == State::kCancelled; }
@@ -141,12 +157,8 @@ struct TaskBase : FutureBase {
     std::coroutine_handle<> link_;
     TaskBase* task_ = nullptr;              // the root (the task) this frame runs in
     Waiter* waiter_ = nullptr;              // what a suspended task waits on, if interruptible
-    std::uint64_t id_ = 0;                  // Task-<id>
+    std::uint32_t id_ = 0;                  // Task-<id>
     std::uint32_t num_cancels_requested_ = 0;
-    bool must_cancel_ = false;
-    bool throw_cancel_ = false;  // the awaiter being resumed raises CancelledError
-    bool started_ = false;
-    bool step_scheduled_ = false;
 
     /// Put this task's next step on the loop's ready queue.
     void schedule_step();

@@ -22,12 +22,10 @@ inline constexpr bool is_equality_comparable_v = requires(const T& a, const T& b
     { a == b } -> std::convertible_to<bool>;
 };
 
-void schedule_user_node(DoneNode* n, FutureBase* fut);
-
 // A done callback owned by the future until it is scheduled, then by the
 // ready-queue entry that runs it. H is the handle type passed to f.
 template <class H, class F>
-struct UserDoneNode : DoneNode {
+struct UserDoneNode : UserDoneNodeBase {
     F f;
     static inline const char kTag = 0;  // one address per (H, F): the type's identity
 
@@ -142,7 +140,9 @@ public:
     }
     FutureAwaiter(const FutureAwaiter&) = delete;
     ~FutureAwaiter() {
-        if (linked_ && h_.raw()) h_.raw()->remove_node(this);
+        // Still registered only if destroyed while suspended (the frame torn
+        // down mid-wait): completion unlinks every node.
+        if (task_ && h_.raw() && !h_.raw()->done()) h_.raw()->remove_node(this);
     }
     // A done future gives its result without suspending and without a loop
     // check, as Python's Future.__await__ does.
@@ -156,7 +156,6 @@ public:
             throw RuntimeError("Task " + task_->repr() + " got Future " + f->repr() +
                                " attached to a different loop");
         f->add_node(this);
-        linked_ = true;
         task_->suspend_on(h, this);
     }
     decltype(auto) await_resume() {
@@ -169,13 +168,10 @@ private:
         return static_cast<FutureAwaiter*>(w)->h_.raw()->cancel(msg);
     }
     static void on_complete(DoneNode* n, FutureBase*) {
-        auto* self = static_cast<FutureAwaiter*>(n);
-        self->linked_ = false;
-        self->task_->wake();
+        static_cast<FutureAwaiter*>(n)->task_->wake();
     }
     H h_;
     TaskBase* task_ = nullptr;
-    bool linked_ = false;
 };
 
 }  // namespace detail
