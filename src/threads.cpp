@@ -265,7 +265,12 @@ Coro<void> EventLoop::shutdown_default_executor() {
     try {
         co_await fut;
     } catch (...) {
-        helper.detach();  // it only holds ex and done; close() still waits for ex
+        // Cancelled: the helper may still be about to post to this loop, so
+        // it must end before the loop does; close() joins it.
+        auto t = std::make_shared<std::thread>(std::move(helper));
+        add_close_hook([t] {
+            if (t->joinable()) t->join();
+        });
         throw;
     }
     helper.join();

@@ -206,6 +206,47 @@ TEST(RunInExecutor, AfterShutdownDefaultExecutorRaisesRuntimeError) {
     EXPECT_TRUE(raised);
 }
 
+asyncio::Coro<> shut_down_default(bool* cancelled) {
+    try {
+        co_await asyncio::get_running_loop().shutdown_default_executor();
+    } catch (const asyncio::CancelledError&) {
+        *cancelled = true;
+        throw;
+    }
+}
+
+TEST(RunInExecutor, CancelledShutdownDefaultExecutorStillShutsDown) {
+    Gate started, gate;
+    std::atomic<bool> finished{false};
+    bool cancelled = false, refused = false;
+    run_test([&]() -> asyncio::Coro<> {
+        auto& loop = asyncio::get_running_loop();
+        auto busy = loop.run_in_executor(nullptr, [&] {
+            started.open();
+            gate.wait();
+            finished = true;
+        });
+        co_await asyncio::to_thread([&started] { started.wait(); });
+        auto shutter = asyncio::create_task(shut_down_default(&cancelled));
+        co_await asyncio::sleep(0);
+        shutter.cancel();
+        try {
+            co_await shutter;
+        } catch (const asyncio::CancelledError&) {
+        }
+        try {
+            loop.default_executor();
+        } catch (const asyncio::RuntimeError&) {
+            refused = true;
+        }
+        gate.open();
+        co_await busy;  // the shutdown still let queued work finish
+    });
+    EXPECT_TRUE(cancelled);
+    EXPECT_TRUE(refused);
+    EXPECT_TRUE(finished.load());
+}
+
 TEST(ThreadPoolExecutor, SubmitGivesAConcurrentFuture) {
     asyncio::ThreadPoolExecutor pool(3);
     std::vector<asyncio::ConcurrentFuture<int>> fs;

@@ -132,11 +132,15 @@ struct ExecutorJob {
     void operator()() {
         auto s = std::move(st);
         if (!s->set_running_or_notify_cancel()) return;
+        std::exception_ptr e;
         try {
             call_and_store<R>(*s, f, args);
         } catch (...) {
-            s->try_complete(std::current_exception(), [] {});
+            e = std::current_exception();
         }
+        // Completed outside the handler: once the loop's thread has the
+        // exception, this thread holds no reference to it any more.
+        if (e) s->try_complete(std::move(e), [] {});
     }
 };
 
@@ -319,8 +323,12 @@ struct WrapBridge : DoneNode {
     Future<T> dst;
     ConcurrentFuture<T> src;
     std::thread::id loop_thread = std::this_thread::get_id();
+    // Nobody else holds src (run_in_executor): move the outcome out instead
+    // of copying it, so the loop's thread alone owns it afterwards.
+    bool exclusive;
 
-    WrapBridge(Future<T> d, ConcurrentFuture<T> s) : dst(std::move(d)), src(std::move(s)) {
+    WrapBridge(Future<T> d, ConcurrentFuture<T> s, bool excl)
+        : dst(std::move(d)), src(std::move(s)), exclusive(excl) {
         on_done = &dst_done;
     }
     // The asyncio future completed: if it was cancelled, so is the source.
@@ -329,27 +337,34 @@ struct WrapBridge : DoneNode {
     }
     void deliver() {
         dst.raw()->remove_node(this);
-        if (dst.done()) return;
         auto& st = *src.state();
-        if (st.cancelled()) {
+        std::unique_lock<std::mutex> lk(st.mu);
+        if (dst.done()) return;
+        if (st.state == ConcurrentStateBase::State::kCancelled) {
+            lk.unlock();
             dst.cancel();
             return;
         }
-        std::exception_ptr e;
-        {
-            std::lock_guard<std::mutex> lk(st.mu);
-            e = st.exc;
-        }
-        if (e) {
-            dst.set_exception(e);
-        } else if constexpr (std::is_void_v<T>) {
-            dst.set_result();
-        } else {
-            std::lock_guard<std::mutex> lk(st.mu);
-            if constexpr (std::is_copy_constructible_v<T>)
-                dst.set_result(*st.value);
+        std::exception_ptr e = exclusive ? std::exchange(st.exc, nullptr) : st.exc;
+        if constexpr (std::is_void_v<T>) {
+            lk.unlock();
+            if (e)
+                dst.set_exception(std::move(e));
             else
-                dst.set_result(std::move(*st.value));
+                dst.set_result();
+        } else {
+            std::optional<T> v;
+            if (!e) {
+                if constexpr (std::is_copy_constructible_v<T>) {
+                    if (!exclusive) v.emplace(*st.value);
+                }
+                if (!v) v.emplace(std::move(*st.value));
+            }
+            lk.unlock();
+            if (e)
+                dst.set_exception(std::move(e));
+            else
+                dst.set_result(std::move(*v));
         }
     }
     struct Owner {
@@ -368,9 +383,9 @@ struct WrapBridge : DoneNode {
 };
 
 template <class T>
-Future<T> wrap_future_on(EventLoop& loop, ConcurrentFuture<T> src) {
+Future<T> wrap_future_on(EventLoop& loop, ConcurrentFuture<T> src, bool exclusive = false) {
     Future<T> dst = loop.create_future<T>();
-    auto* b = new WrapBridge<T>(dst, src);
+    auto* b = new WrapBridge<T>(dst, src, exclusive);
     dst.raw()->add_node(b);
     EventLoop* lp = &loop;
     src.state()->add_callback([b, lp] {
@@ -405,7 +420,7 @@ template <class F, class... A>
 auto EventLoop::run_in_executor(Executor* executor, F&& f, A&&... args) {
     Executor& ex = executor ? *executor : default_executor();
     auto cf = ex.submit(std::forward<F>(f), std::forward<A>(args)...);
-    return detail::wrap_future_on(*this, std::move(cf));
+    return detail::wrap_future_on(*this, std::move(cf), true);
 }
 
 namespace detail {
