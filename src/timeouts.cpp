@@ -16,15 +16,23 @@ Timeout timeout_at(std::optional<double> when) {
 Timeout::~Timeout() { disarm(); }
 
 void Timeout::disarm() noexcept {
-    if (armed_ && task_ && task_->loop_) timer_.cancel();
+    if (armed_ && task_ && task_->loop_) {
+        timer_.cancel();
+        soon_.cancel();
+    }
     armed_ = false;
 }
 
 void Timeout::arm() {
     disarm();
     if (!when_) return;
-    // A deadline in the past fires on the next iteration, like call_soon.
-    timer_ = task_->loop_->call_at(*when_, detail::Callback(&fired, this));
+    EventLoop& loop = *task_->loop_;
+    // As Python: a deadline already passed is a call_soon, so it runs before
+    // the step of a body that only yielded (sleep(0)).
+    if (*when_ <= loop.time())
+        soon_ = loop.call_soon(detail::Callback(&fired, this));
+    else
+        timer_ = loop.call_at(*when_, detail::Callback(&fired, this));
     armed_ = true;
 }
 

@@ -149,13 +149,13 @@ public:
     template <class E>
     bool contains() const {
         for (const auto& e : excs_) {
+            // Groups first: ExceptionGroup is itself a std::runtime_error.
             try {
                 std::rethrow_exception(e);
-            } catch (const E&) {
-                return true;
             } catch (const ExceptionGroup& g) {
                 if (g.contains<E>()) return true;
             } catch (...) {
+                if (is_a<E>(e)) return true;
             }
         }
         return false;
@@ -168,18 +168,27 @@ public:
         for (const auto& e : excs_) {
             try {
                 std::rethrow_exception(e);
-            } catch (const E&) {
-                out.push_back(e);
             } catch (const ExceptionGroup& g) {
                 auto sub = g.matching<E>();
                 out.insert(out.end(), sub.begin(), sub.end());
             } catch (...) {
+                if (is_a<E>(e)) out.push_back(e);
             }
         }
         return out;
     }
 
 private:
+    template <class E>
+    static bool is_a(const std::exception_ptr& e) {
+        try {
+            std::rethrow_exception(e);
+        } catch (const E&) {
+            return true;
+        } catch (...) {
+        }
+        return false;
+    }
     std::string message_;
     std::vector<std::exception_ptr> excs_;
 };

@@ -92,6 +92,7 @@ private:
 
     std::optional<double> when_;
     TimerHandle timer_;
+    Handle soon_;  // a deadline already passed when armed
     detail::TaskBase* task_ = nullptr;
     std::uint32_t cancelling_ = 0;  // the task's cancelling() at entry
     State state_ = State::kCreated;
