@@ -67,6 +67,7 @@ void LoopBound::bind(EventLoop& loop, const char* what) {
     if (loop_id_ == id) return;
     if (loop_id_ == 0) {
         loop_id_ = id;
+        loop_ = &loop;
         return;
     }
     throw RuntimeError(std::string("<") + what + " object> is bound to a different event loop");

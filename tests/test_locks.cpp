@@ -325,6 +325,25 @@ TEST(Event, ClearAfterSetStillWakesTheWaitersSetWoke) {
     EXPECT_EQ(log, (Log{"a"}));
 }
 
+TEST(Event, WaiterArrivingAfterSetAndClearIsNotWokenByThatSet) {
+    asyncio::Event ev;
+    Log log;
+    run_test([&]() -> asyncio::Coro<> {
+        auto a = asyncio::create_task(event_waiter(&ev, &log, "a"));
+        co_await step();
+        ev.set();
+        ev.clear();
+        auto b = asyncio::create_task(event_waiter(&ev, &log, "b"));
+        co_await step(3);
+        EXPECT_EQ(log, (Log{"a"}));
+        EXPECT_FALSE(b.done());
+        ev.set();
+        co_await b;
+        co_await a;
+    });
+    EXPECT_EQ(log, (Log{"a", "b"}));
+}
+
 TEST(Event, CancelledWaiterRaisesAndOthersAreStillWoken) {
     asyncio::Event ev;
     Log log;

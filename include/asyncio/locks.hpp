@@ -195,14 +195,7 @@ public:
     void set() {
         if (value_) return;
         value_ = true;
-        detail::WaitNode* n = waiters_.take_all();
-        while (n) {
-            detail::WaitNode* next = n->next;
-            n->linked = false;
-            n->next = n->prev = nullptr;
-            detail::wake_node(n);
-            n = next;
-        }
+        if (!waiters_.empty()) detail::wake_all(waiters_, *bound_loop());  // waiters: bound
     }
 
     /// Reset the flag: wait() suspends again until the next set().

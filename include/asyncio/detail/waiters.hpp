@@ -25,10 +25,7 @@
 #include <string>
 
 #include "asyncio/detail/core.hpp"
-
-namespace asyncio {
-class EventLoop;
-}
+#include "asyncio/detail/loop.hpp"
 
 namespace asyncio::detail {
 
@@ -52,6 +49,7 @@ struct WaitNode : Waiter {
     WaitNode* next = nullptr;
     WaitList* list = nullptr;  // where it is (or was last) queued
     TaskBase* task = nullptr;  // set when the awaiter suspends
+    std::uint32_t gen = 0;     // list->gen_ when queued: a mismatch means taken by take_all()
     bool linked = false;
     bool woken = false;
 };
@@ -76,6 +74,7 @@ public:
             head_ = n;
         tail_ = n;
         n->list = this;
+        n->gen = gen_;
         n->linked = true;
         ++size_;
     }
@@ -91,23 +90,28 @@ public:
         if (n) remove(n);
         return n;
     }
-    /// Unlink everything at once; walk the result through `next`
-    /// (the nodes' `linked` flags are left for the caller to clear).
+    /// Unlink everything at once in O(1); walk the result through `next`.
+    /// The nodes are not touched: their `linked` flag stays set but their
+    /// `gen` no longer matches, which in_list() checks.
     WaitNode* take_all() noexcept {
         WaitNode* n = head_;
         head_ = tail_ = nullptr;
         size_ = 0;
+        ++gen_;
         return n;
     }
+    /// Is n (queued here at some point) still in this list?
+    bool in_list(const WaitNode* n) const noexcept { return n->linked && n->gen == gen_; }
 
 private:
     WaitNode* head_ = nullptr;
     WaitNode* tail_ = nullptr;
     std::size_t size_ = 0;
+    std::uint32_t gen_ = 0;
 };
 
 inline WaitNode::~WaitNode() {
-    if (linked) list->remove(this);
+    if (linked && list->in_list(this)) list->remove(this);
 }
 
 inline void WaitNode::suspend_in(WaitList& l, TaskBase* t, std::coroutine_handle<> h) noexcept {
@@ -118,7 +122,7 @@ inline void WaitNode::suspend_in(WaitList& l, TaskBase* t, std::coroutine_handle
 
 inline bool WaitNode::cancel_queued(Waiter* w, TaskBase* t, const std::string* msg) {
     auto* n = static_cast<WaitNode*>(w);
-    if (!n->linked) return false;
+    if (!n->linked || !n->list->in_list(n)) return false;  // already woken
     n->list->remove(n);
     t->wake_cancelled(msg);
     return true;
@@ -130,6 +134,31 @@ inline void wake_node(WaitNode* n) {
     n->task->wake();
 }
 
+/// The ready-queue entry of wake_all(): step every task of the chain, in order.
+inline void step_chain(void* p) {
+    auto* n = static_cast<WaitNode*>(p);
+    while (n) {
+        WaitNode* next = n->next;  // read first: the step destroys the node
+        n->linked = false;
+        n->woken = true;
+        TaskBase* t = n->task;
+        t->waiter_ = nullptr;
+        t->step();
+        n = next;
+    }
+}
+
+/// Wake every node of `list` (Event.set) in O(1): the list is taken whole
+/// and one ready-queue entry steps the tasks in FIFO order, which is the
+/// order and the place in the iteration where one entry per task would run
+/// them (they would be consecutive). Each waiter's frame is touched once,
+/// when its step runs. Until then its node is out of the list (gen mismatch)
+/// but still the task's waiter_: a cancel() in between only sets
+/// must_cancel (cancel_queued returns false), exactly as after wake().
+inline void wake_all(WaitList& list, EventLoop& loop) {
+    if (WaitNode* head = list.take_all()) loop.push_ready(Callback(&step_chain, head));
+}
+
 /// Python's _LoopBoundMixin: a primitive binds to the loop of its first wait
 /// (primitives may be created before any loop runs). Loops are told apart by
 /// a process-wide id, never reused, so a new loop at the address of a closed
@@ -139,8 +168,11 @@ public:
     /// Bind to `loop`, or check that it is the bound one.
     /// Raises: RuntimeError("<what> is bound to a different event loop").
     void bind(EventLoop& loop, const char* what);
+    /// The bound loop (null before the first wait). Every queued waiter runs on it.
+    EventLoop* bound_loop() const noexcept { return loop_; }
 
 private:
+    EventLoop* loop_ = nullptr;
     std::uint64_t loop_id_ = 0;  // 0: not bound yet
 };
 
