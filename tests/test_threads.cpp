@@ -95,7 +95,7 @@ TEST(ToThread, IsLazyLikeACoroutine) {
     std::atomic<bool> ran{false};
     run_test([&]() -> asyncio::Coro<> {
         {
-            auto never = asyncio::to_thread([&ran] { ran = true; });
+            [[maybe_unused]] auto never = asyncio::to_thread([&ran] { ran = true; });
         }  // dropped without being awaited: nothing was submitted
         co_await asyncio::sleep(0);
     });

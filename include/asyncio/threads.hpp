@@ -424,22 +424,32 @@ auto EventLoop::run_in_executor(Executor* executor, F&& f, A&&... args) {
 }
 
 namespace detail {
+// What to_thread() returns: lazy like a coroutine object (nothing is
+// submitted until it is awaited), but a plain awaitable, so no frame is
+// allocated and no coroutine is instantiated in the user's translation unit.
 template <class R, class F, class... A>
-Coro<R> to_thread_impl(F f, A... args) {
-    EventLoop& loop = get_running_loop();
-    Future<R> fut = loop.run_in_executor(nullptr, std::move(f), std::move(args)...);
-    if constexpr (std::is_void_v<R>) {
-        co_await std::move(fut);
-    } else {
-        R r = co_await std::move(fut);
-        co_return r;
+class [[nodiscard]] ToThread {
+public:
+    template <class FF, class... AA>
+    explicit ToThread(FF&& f, AA&&... args) : f_(std::forward<FF>(f)), args_(std::forward<AA>(args)...) {}
+
+    auto operator co_await() && {
+        EventLoop& loop = get_running_loop();
+        Future<R> fut = std::apply(
+            [&](auto&... a) { return loop.run_in_executor(nullptr, std::move(f_), std::move(a)...); }, args_);
+        return std::move(fut).operator co_await();
     }
-}
+
+private:
+    F f_;
+    std::tuple<A...> args_;
+};
 }  // namespace detail
 
 /// Run f(args...) in the loop's default thread pool and await its result (asyncio.to_thread).
 ///
-/// A coroutine: nothing is submitted until it is awaited. f and the
+/// Lazy like Python's coroutine: nothing is submitted until it is awaited
+/// (`co_await to_thread(...)`, once, as an rvalue). f and the
 /// arguments are decay-copied (use std::ref for references). f's exception is
 /// rethrown at the co_await.
 /// Raises: whatever f raises; RuntimeError once the default executor is shut down.
@@ -449,8 +459,7 @@ Coro<R> to_thread_impl(F f, A... args) {
 template <class F, class... A>
 auto to_thread(F&& f, A&&... args) {
     using R = std::invoke_result_t<std::decay_t<F>&, std::decay_t<A>...>;
-    return detail::to_thread_impl<R, std::decay_t<F>, std::decay_t<A>...>(std::forward<F>(f),
-                                                                        std::forward<A>(args)...);
+    return detail::ToThread<R, std::decay_t<F>, std::decay_t<A>...>(std::forward<F>(f), std::forward<A>(args)...);
 }
 
 namespace detail {
