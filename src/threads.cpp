@@ -229,6 +229,7 @@ void ThreadPoolExecutor::shutdown(bool wait, bool cancel_futures) {
 // ---- the loop's default executor ------------------------------------------------------
 
 Executor& EventLoop::default_executor() {
+    if (is_closed()) throw RuntimeError("Event loop is closed");
     if (default_executor_shutdown_) throw RuntimeError("Executor shutdown has been called");
     if (!default_executor_) set_default_executor(std::make_shared<ThreadPoolExecutor>());
     return *default_executor_;

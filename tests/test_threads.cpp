@@ -449,6 +449,12 @@ TEST(RunCoroutineThreadsafe, ResultTimeoutThenCancelCancelsTheTask) {
     EXPECT_TRUE(saw_cancel.load());
 }
 
+TEST(DefaultExecutor, ClosedLoopHasNone) {
+    asyncio::EventLoop loop;
+    loop.close();
+    EXPECT_THROW(loop.default_executor(), asyncio::RuntimeError);
+}
+
 TEST(RunCoroutineThreadsafe, ClosedLoopRaisesRuntimeError) {
     asyncio::EventLoop loop;
     loop.close();
