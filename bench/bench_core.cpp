@@ -308,11 +308,12 @@ void timers_100k(benchmark::State& state) { bench::run(state, timers_body(&state
 BENCHMARK(timers_100k)->Unit(benchmark::kMillisecond)->Iterations(5);
 
 // ---- memory of 100,000 suspended tasks ------------------------------------------
-// Bytes of heap per task suspended on one Event (a Future before locks.hpp
-// existed): the task's coroutine frame (which holds the task state) plus
+// Heap bytes per task suspended on one Event (Python's usual way to park many
+// tasks), and on one Future (the task alone: its awaiter lives in its frame).
+// Includes the task's coroutine frame (which holds the task state) and
 // whatever the loop and the Event keep per waiter. Measured with mallinfo2()
-// on a fresh thread, so the per-thread frame free lists start empty; the
-// ready queue is grown first so its buffer is not counted.
+// on a fresh thread, so the per-thread frame pool starts empty; the ready
+// queue is grown first so its buffer is not counted.
 constexpr int kMemTasks = 100'000;
 
 struct MemResult {
@@ -321,22 +322,31 @@ struct MemResult {
     std::string error;
 };
 
+struct FutureGate {
+    std::optional<asyncio::Future<>> fut;
+    void prepare(asyncio::EventLoop& loop) { fut = loop.create_future<>(); }
+    void open() { fut->set_result(); }
+};
+
+asyncio::Coro<> future_gate_waiter(FutureGate* gate, int* done) {
+    co_await *gate->fut;
+    ++*done;
+}
+
 #if BENCH_HAVE_EVENT
-using MemGate = asyncio::Event;
-asyncio::Coro<> mem_waiter(MemGate* gate, int* done) {
-    co_await gate->wait();
+struct EventGate {
+    asyncio::Event event;
+    void prepare(asyncio::EventLoop&) {}
+    void open() { event.set(); }
+};
+
+asyncio::Coro<> event_gate_waiter(EventGate* gate, int* done) {
+    co_await gate->event.wait();
     ++*done;
 }
-void open_gate(MemGate* gate) { gate->set(); }
-#else
-using MemGate = std::optional<asyncio::Future<>>;
-asyncio::Coro<> mem_waiter(MemGate* gate, int* done) {
-    co_await **gate;
-    ++*done;
-}
-void open_gate(MemGate* gate) { (*gate)->set_result(); }
 #endif
 
+template <class Gate, asyncio::Coro<> (*Waiter)(Gate*, int*)>
 asyncio::Coro<> memory_body(MemResult* out) {
     auto& loop = asyncio::get_running_loop();
     std::int64_t sink = 0;
@@ -344,14 +354,12 @@ asyncio::Coro<> memory_body(MemResult* out) {
     for (int i = 0; i < 2 * kMemTasks; ++i) loop.call_soon([p] { ++*p; });
     co_await asyncio::sleep(0);
 
-    MemGate gate;
-#if !BENCH_HAVE_EVENT
-    gate = loop.create_future<>();
-#endif
+    Gate gate;
+    gate.prepare(loop);
     int done = 0;
     const std::size_t heap0 = heap_in_use();
     const std::uint64_t mallocs0 = mallocs();
-    for (int i = 0; i < kMemTasks; ++i) (void)asyncio::create_task(mem_waiter(&gate, &done));
+    for (int i = 0; i < kMemTasks; ++i) (void)asyncio::create_task(Waiter(&gate, &done));
     co_await asyncio::sleep(0);  // every task runs up to its wait
     const std::size_t heap1 = heap_in_use();
     const std::uint64_t mallocs1 = mallocs();
@@ -359,18 +367,19 @@ asyncio::Coro<> memory_body(MemResult* out) {
     out->bytes_per_task = (static_cast<double>(heap1) - static_cast<double>(heap0)) / kMemTasks;
     out->allocs_per_task = static_cast<double>(mallocs1 - mallocs0) / kMemTasks;
 
-    open_gate(&gate);
+    gate.open();
     while (done < kMemTasks) co_await asyncio::sleep(0);
 }
 
-void memory_event_100k(benchmark::State& state) {
+template <class Gate, asyncio::Coro<> (*Waiter)(Gate*, int*)>
+void memory_100k(benchmark::State& state) {
     MemResult total;
     std::int64_t runs = 0;
     for (auto _ : state) {
         MemResult r;
         std::thread worker([&r] {
             try {
-                asyncio::run(memory_body(&r));
+                asyncio::run(memory_body<Gate, Waiter>(&r));
             } catch (const std::exception& e) {
                 r.error = std::string("exception: ") + e.what();
             } catch (...) {
@@ -388,10 +397,14 @@ void memory_event_100k(benchmark::State& state) {
     }
     state.counters["bytes_per_task"] = total.bytes_per_task / static_cast<double>(runs);
     state.counters["allocs_per_task"] = total.allocs_per_task / static_cast<double>(runs);
-    state.counters["tasks"] = kMemTasks;
-    state.SetLabel(BENCH_HAVE_EVENT ? "suspended on asyncio::Event" : "suspended on asyncio::Future");
 }
+
+#if BENCH_HAVE_EVENT
+void memory_event_100k(benchmark::State& state) { memory_100k<EventGate, event_gate_waiter>(state); }
 BENCHMARK(memory_event_100k)->Unit(benchmark::kMillisecond)->Iterations(3);
+#endif
+void memory_future_100k(benchmark::State& state) { memory_100k<FutureGate, future_gate_waiter>(state); }
+BENCHMARK(memory_future_100k)->Unit(benchmark::kMillisecond)->Iterations(3);
 
 }  // namespace
 

@@ -25,6 +25,8 @@ ROWS = [
     ("100k timers, CPU per timer", "<= 400 ns [Asio 1193]", 400, "ns_per_op", "timers_100k"),
     ("100k tasks waiting on an Event, bytes per task", "<= 192 B [Tokio 208, Asio 1169]", 192,
      "bytes_per_task", "memory_event_100k"),
+    ("100k tasks waiting on a Future, bytes per task", "(the task alone)", None,
+     "bytes_per_task", "memory_future_100k"),
     ("create + await 100k tasks, per task", "(baseline)", None, "ns_per_op", "task_create_await_100k"),
     ("gather of 100k tasks, per task", "", None, "ns_per_op", "gather_100k"),
     ("gather, over the task cost", "<= 100 ns", 100, "ns_per_op",
@@ -158,7 +160,9 @@ def main():
     print("'ours vs uvloop': how many times less (or more) time or memory ours takes than uvloop.")
     for name, label in sorted(labels.items()):
         print("ours %s: %s" % (name, label))
-    if "uvloop" not in py:
+    if not args.py:
+        print("Python columns empty: the Python side was not run.")
+    elif "uvloop" not in py:
         print("uvloop column empty: python3-uvloop is not installed (run scripts/setup.sh).")
     for e in errors:
         print("error: " + e)

@@ -8,6 +8,8 @@
 #   --cxx-only     skip the Python side
 #   --python-only  skip building and running the C++ side
 # Environment: BENCH_REPS (as --reps), BENCH_BUILD_DIR (default build/bench),
+#   BENCH_TIMEOUT (seconds one C++ benchmark may take, default 120; a Python
+#   script gets ten times that),
 #   JOBS (parallel build jobs, default: number of cores).
 # Results: $BENCH_BUILD_DIR/results/{bench_*.json,python_*.jsonl,table.md}.
 set -euo pipefail
@@ -24,7 +26,7 @@ while [[ $# -gt 0 ]]; do
     --reps) reps="$2"; shift ;;
     --cxx-only) run_py=0 ;;
     --python-only) run_cxx=0 ;;
-    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown argument: $1" >&2; exit 2 ;;
   esac
   shift
@@ -33,6 +35,7 @@ done
 build="${BENCH_BUILD_DIR:-build/bench}"
 results="$build/results"
 jobs="${JOBS:-$(nproc)}"
+bench_timeout="${BENCH_TIMEOUT:-120}"
 # Debian's interpreter: python3-uvloop installs there (a pyenv python3 on
 # PATH would not see it).
 py=/usr/bin/python3
@@ -79,7 +82,7 @@ if [[ $run_cxx == 1 ]]; then
   fi
   for src in bench/bench_*.cpp; do
     name="$(basename "$src" .cpp)"
-    rm -f "$results/$name.json"
+    rm -f "$results/$name".*json
     # bench/CMakeLists.txt leaves out a program whose headers or API have not
     # landed yet, and says why.
     if skip="$(grep -m1 "asyncio: $name skipped" "$results/configure.log")"; then
@@ -93,14 +96,24 @@ if [[ $run_cxx == 1 ]]; then
       echo "   build failed (see $results/build_$name.log)"
       continue
     fi
-    echo "== run $name"
-    if "$build/bench/$name" "${bench_args[@]}" >"$results/$name.json" 2>"$results/$name.stderr"; then
-      cxx_json+=("$results/$name.json")
-    else
-      status=$?
-      notes+=("$name exited with status $status: see $results/$name.stderr")
-      [[ -s "$results/$name.json" ]] && cxx_json+=("$results/$name.json")
-    fi
+    # One process per benchmark, each under a time limit: a benchmark that
+    # crashes or hangs (a library bug) costs only its own row.
+    for bm in $("$build/bench/$name" --benchmark_list_tests | sed 's|/.*||' | awk '!seen[$0]++'); do
+      out="$results/$name.$bm.json"
+      echo "== run $name $bm"
+      if timeout "$bench_timeout" "$build/bench/$name" --benchmark_filter="^$bm(/|\$)" "${bench_args[@]}" \
+          >"$out" 2>"$results/$name.$bm.stderr"; then
+        cxx_json+=("$out")
+      else
+        status=$?
+        if [[ $status == 124 ]]; then
+          notes+=("$name $bm did not finish within ${bench_timeout}s (raise BENCH_TIMEOUT, or a library bug): no figure")
+        else
+          notes+=("$name $bm exited with status $status: see $results/$name.$bm.stderr")
+        fi
+        rm -f "$out"
+      fi
+    done
   done
 fi
 
@@ -110,7 +123,7 @@ if [[ $run_py == 1 ]]; then
   for script in bench/python/bench_*.py; do
     name="$(basename "$script" .py)"
     echo "== run python $name ($impls)"
-    if PYTHONDONTWRITEBYTECODE=1 "$py" "$script" "${py_args[@]}" >"$results/python_${name#bench_}.jsonl" \
+    if PYTHONDONTWRITEBYTECODE=1 timeout "$((bench_timeout * 10))" "$py" "$script" "${py_args[@]}" >"$results/python_${name#bench_}.jsonl" \
         2>"$results/python_${name#bench_}.stderr"; then
       :
     else

@@ -159,16 +159,20 @@ async def timers_100k(quick):
     return m.result()
 
 
-async def memory_event_100k(quick):
-    # Python-heap bytes per suspended task (tracemalloc: every object allocated
-    # through Python's allocators: the Task, its coroutine and frame, the
-    # Event's waiter future, the WeakSet entry of asyncio.all_tasks()).
+async def park_100k(quick, make_gate):
+    """Python-heap bytes per task suspended on a gate.
+
+    tracemalloc counts every object allocated through Python's allocators:
+    the Task, its coroutine and frame, what the gate keeps per waiter, the
+    WeakSet entry of asyncio.all_tasks(). ``make_gate()`` returns a function
+    giving the awaitable to wait on and a function opening the gate.
+    """
     n = ops(100_000, 1_000, quick)
-    event = asyncio.Event()
+    wait, open_gate = make_gate()
     done = [0]
 
     async def waiter():
-        await event.wait()
+        await wait()
         done[0] += 1
 
     gc.collect()
@@ -182,10 +186,28 @@ async def memory_event_100k(quick):
     finally:
         tracemalloc.stop()
     assert done[0] == 0
-    event.set()
+    open_gate()
     while done[0] < n:
         await asyncio.sleep(0)
     return {"bytes_per_task": (after - before) / n}
+
+
+def event_gate():
+    event = asyncio.Event()
+    return event.wait, event.set
+
+
+def future_gate():
+    fut = asyncio.get_running_loop().create_future()
+    return (lambda: fut), (lambda: fut.set_result(None))
+
+
+async def memory_event_100k(quick):
+    return await park_100k(quick, event_gate)
+
+
+async def memory_future_100k(quick):
+    return await park_100k(quick, future_gate)
 
 
 WORKLOADS = {
@@ -196,6 +218,7 @@ WORKLOADS = {
     "call_soon": call_soon,
     "timers_100k": timers_100k,
     "memory_event_100k": memory_event_100k,
+    "memory_future_100k": memory_future_100k,
 }
 
 if __name__ == "__main__":
