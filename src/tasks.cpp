@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "asyncio/futures.hpp"
 #include "asyncio/runners.hpp"
@@ -37,6 +38,55 @@ const char* state_word(const FutureBase* f) {
     return "?";
 }
 }  // namespace
+
+// ---- destruction without recursion --------------------------------------
+
+namespace {
+// A frame being destroyed may drop the last reference to another task (a
+// Task handle among its locals) or own a suspended child coroutine, whose
+// destruction may do the same, and so on: 100,000 tasks each holding the
+// previous one would overflow the stack. Destruction requested while one
+// is under way is queued here and run by the outermost call instead.
+struct Doomed {
+    void* p;
+    bool is_future;
+};
+thread_local bool t_destroying = false;
+thread_local std::vector<Doomed> t_doomed;
+
+void destroy_one(const Doomed& d) noexcept {
+    if (d.is_future) {
+        auto* f = static_cast<FutureBase*>(d.p);
+        f->destroy_(f);
+    } else {
+        std::coroutine_handle<>::from_address(d.p).destroy();
+    }
+}
+
+void destroy_outermost(Doomed first) noexcept {
+    if (t_destroying) {
+        try {
+            t_doomed.push_back(first);
+            return;
+        } catch (...) {  // out of memory: fall back to recursion
+            destroy_one(first);
+            return;
+        }
+    }
+    t_destroying = true;
+    destroy_one(first);
+    while (!t_doomed.empty()) {
+        Doomed d = t_doomed.back();
+        t_doomed.pop_back();
+        destroy_one(d);
+    }
+    t_destroying = false;
+}
+}  // namespace
+
+void FutureBase::destroy() noexcept { destroy_outermost(Doomed{this, true}); }
+
+void destroy_coroutine(std::coroutine_handle<> h) noexcept { destroy_outermost(Doomed{h.address(), false}); }
 
 // ---- FutureBase ---------------------------------------------------------
 

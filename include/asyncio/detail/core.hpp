@@ -113,7 +113,7 @@ struct FutureBase {
     void release() noexcept {
         if (--refs_ == 0) destroy();
     }
-    void destroy() noexcept;
+    void destroy() noexcept;  // see destroy_coroutine()
 
     FutureExtra& extra() {
         if (!extra_) extra_ = std::make_unique<FutureExtra>();
@@ -193,7 +193,12 @@ struct TaskBase : FutureBase {
     void set_name(std::string name);
 };
 
-inline void FutureBase::destroy() noexcept { destroy_(this); }
+/// Destroy a coroutine frame that another frame owned (a Coro awaited
+/// inline). Like FutureBase::destroy(), destruction that happens while
+/// another frame is being destroyed is queued and run by the outermost
+/// one, so a long chain of frames owning each other is torn down with
+/// constant stack.
+void destroy_coroutine(std::coroutine_handle<> h) noexcept;
 
 /// The task currently running on this thread's running loop (null if none).
 TaskBase* current_task_base() noexcept;

@@ -83,7 +83,7 @@ public:
     CoroAwaiter(CoroAwaiter&& o) noexcept : h_(std::exchange(o.h_, nullptr)) {}
     CoroAwaiter(const CoroAwaiter&) = delete;
     ~CoroAwaiter() {
-        if (h_) h_.destroy();
+        if (h_) destroy_coroutine(h_);
     }
     bool await_ready() const noexcept { return false; }
     template <class P>
