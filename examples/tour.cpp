@@ -57,11 +57,12 @@ asyncio::Coro<> tour() {
     auto [a, b, c] = co_await asyncio::gather(square_after(1, 0.03), square_after(2, 0.01), square_after(3, 0.02));
     std::cout << "gather: " << a << " " << b << " " << c << "\n";
 
-    // as_completed: results in completion order.
+    // as_completed: results in completion order (deadlines 0.1 s apart, so
+    // the order holds on a loaded machine).
     std::vector<asyncio::Task<int>> tasks;
-    tasks.push_back(asyncio::create_task(square_after(4, 0.03)));
-    tasks.push_back(asyncio::create_task(square_after(5, 0.01)));
-    tasks.push_back(asyncio::create_task(square_after(6, 0.02)));
+    tasks.push_back(asyncio::create_task(square_after(4, 0.3)));
+    tasks.push_back(asyncio::create_task(square_after(5, 0.1)));
+    tasks.push_back(asyncio::create_task(square_after(6, 0.2)));
     std::cout << "as_completed:";
     for (auto next : asyncio::as_completed(tasks)) std::cout << " " << co_await std::move(next);
     std::cout << "\n";
