@@ -30,9 +30,9 @@ done
 scripts/setup.sh || { echo "test: scripts/setup.sh failed" >&2; exit 1; }
 
 jobs=${ASYNCIO_JOBS:-2}
-generator=()
+generator="Unix Makefiles"
 if command -v ninja >/dev/null 2>&1; then
-  generator=(-G Ninja)
+  generator=Ninja
 fi
 clangxx=clang++
 if command -v clang++-14 >/dev/null 2>&1; then
@@ -73,11 +73,11 @@ run_config() {
   echo
   echo "==== $name: configure ($dir) ===="
   # A cache made with another generator cannot be reused: start that dir afresh.
-  if [ -f "$dir/CMakeCache.txt" ] && [ ${#generator[@]} -gt 0 ] &&
-     ! grep -q "^CMAKE_GENERATOR:INTERNAL=${generator[1]}\$" "$dir/CMakeCache.txt"; then
+  if [ -f "$dir/CMakeCache.txt" ] &&
+     ! grep -qx "CMAKE_GENERATOR:INTERNAL=$generator" "$dir/CMakeCache.txt"; then
     rm -rf "$dir"
   fi
-  if ! cmake -S . -B "$dir" "${generator[@]}" -DASYNCIO_WERROR=ON -DBUILD_TESTING=ON \
+  if ! cmake -S . -B "$dir" -G "$generator" -DASYNCIO_WERROR=ON -DBUILD_TESTING=ON \
        "${args[@]}"; then
     result[$name]="configure failed"; failed[$name]=1; return
   fi
