@@ -8,7 +8,9 @@
 // Results on Debian 12 (g++ 12.2 -O0/-O2, clang 14 -O0 ASan+UBSan): g++ 12
 // double-frees a by-value lambda capture in a co_await's full-expression and
 // rejects any std::initializer_list there; those shapes are compiled only
-// where they work (see CanaryLambda and CanaryBracedInit). All others pass.
+// where they work (see CanaryLambda and CanaryBracedInit). clang 14 leaks an
+// element when a frame suspended inside a braced initializer is destroyed
+// (llvm #63818; compiled only for newer compilers). All others pass.
 #include <gtest/gtest.h>
 
 #include <asyncio/asyncio.hpp>
@@ -331,8 +333,8 @@ struct Holder {
 // MISCOMPILES on g++ 12.2: a co_await inside a braced aggregate initializer
 // whose other elements have destructors (`Holder h{Counted(..), co_await x,
 // Counted(..)}`) double-frees ("free(): double free detected in tcache 2").
-// clang 14 is fine, including destruction while suspended half-way (the
-// llvm #63818 situation). Library rule: co_await into a named local first.
+// clang 14 runs it (but see the next test). Library rule: co_await into a
+// named local first.
 #if defined(__clang__) || !defined(__GNUC__) || __GNUC__ >= 13
 TEST(CanaryBracedInit, CoAwaitInsideABracedInitializer) {
     Stats st;
@@ -349,7 +351,15 @@ TEST(CanaryBracedInit, CoAwaitInsideABracedInitializer) {
     });
     EXPECT_EQ(st.alive(), 0);
 }
+#endif
 
+// llvm/llvm-project #63818 exactly: the frame is destroyed while suspended
+// half-way through a braced initializer. FAILS on clang 14 (the element
+// constructed before the suspension is never destroyed: a leak, st.alive()
+// == 1) and on g++ 12.2 (the double free above). Neither of our compilers
+// passes, so it is compiled only for newer ones (clang >= 19 has the fix).
+// Library rule: never suspend inside a braced initializer.
+#if (defined(__clang__) && __clang_major__ >= 19) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 13)
 Coro<> suspend_in_braced_init(Stats* st) {
     Holder h{Counted(st), co_await yielding(1), Counted(st)};
     (void)h;

@@ -633,3 +633,22 @@ TEST(Sleep, CancelledSleepWithdrawsItsTimer) {
         EXPECT_THROW(co_await t, CancelledError);
     });
 }
+
+TEST(Sleep, CancelledWhileInSleepZeroRaisesAtThatAwait) {
+    Log log;
+    run_test([&]() -> Coro<> {
+        auto t = asyncio::create_task([](Log* l) -> Coro<> {
+            try {
+                for (;;) co_await asyncio::sleep(0);
+            } catch (const CancelledError& e) {
+                l->push_back(std::string("cancelled in sleep(0): ") + e.what());
+                throw;
+            }
+        }(&log));
+        co_await asyncio::sleep(0);  // t is now suspended in sleep(0), its step queued
+        EXPECT_TRUE(t.cancel("zero"));
+        EXPECT_THROW(co_await t, CancelledError);
+        EXPECT_TRUE(t.cancelled());
+    });
+    EXPECT_EQ(log, (Log{"cancelled in sleep(0): zero"}));
+}
