@@ -296,11 +296,17 @@ struct Counting : asyncio::Protocol {
 
 TEST(Transports, AcceptOutOfDescriptorsPausesThenRecovers) {
     std::vector<std::string> messages;
+    // The handler keeps the reported exceptions alive until descriptors are
+    // free again: UBSan's vptr check on destroying one opens a pipe, fails
+    // with EMFILE and would report a false "invalid vptr".
+    std::vector<std::exception_ptr> errors;
     int made = 0;
     run_test([&]() -> Coro<> {
         auto& loop = asyncio::get_running_loop();
-        loop.set_exception_handler(
-            [&messages](asyncio::EventLoop&, const asyncio::ExceptionContext& ctx) { messages.push_back(ctx.message); });
+        loop.set_exception_handler([&messages, &errors](asyncio::EventLoop&, const asyncio::ExceptionContext& ctx) {
+            messages.push_back(ctx.message);
+            errors.push_back(ctx.exception);
+        });
         auto server =
             co_await asyncio::create_server([&made] { return std::make_shared<Counting>(&made); }, "127.0.0.1", 0);
         rlimit old{};
