@@ -120,7 +120,20 @@ TEST(StackSafety, LongCallbackChainThroughTheReadyQueue) {
     EXPECT_EQ(result, 100'000);
 }
 
-// Known limit (reported): when each task's frame holds the only handle to
-// the previous task (`create_task(f(prev))` with `Task<long> prev` by value),
-// dropping the last handle destroys 100,000 frames recursively and overflows
-// the stack. Not tested here until the core defers nested frame destruction.
+TEST(StackSafety, FramesOwningThePreviousTaskAreDestroyedWithoutRecursion) {
+    // Each frame holds the only handle to the previous task: dropping the last
+    // handle must not destroy 100,000 frames recursively.
+    long result = 0;
+    run_test([&]() -> Coro<> {
+        auto first = asyncio::get_running_loop().create_future<long>();
+        asyncio::Task<long> prev = asyncio::create_task([](asyncio::Future<long> f) -> Coro<long> {
+            co_return co_await f + 1;
+        }(first));
+        for (int i = 1; i < 100'000; ++i)
+            prev = asyncio::create_task([](asyncio::Task<long> p) -> Coro<long> { co_return co_await p + 1; }(prev));
+        co_await asyncio::sleep(0);
+        first.set_result(0);
+        result = co_await prev;
+    });
+    EXPECT_EQ(result, 100'000);
+}
