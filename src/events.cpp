@@ -120,6 +120,9 @@ bool IoWaiter::on_cancel(Waiter* w, TaskBase* t, const std::string* msg) {
     auto* self = static_cast<IoWaiter*>(w);
     if (!self->attached) return false;
     self->loop->detach_io_waiter(self);
+    // A cancelled wait is often followed by close(fd): drop the interest now
+    // so a descriptor reusing the number is registered afresh.
+    self->loop->disarm_fd(self->fd);
     t->wake_cancelled(msg);
     return true;
 }
@@ -440,6 +443,14 @@ void EventLoop::set_fd_callback(int fd, bool read, Callback&& cb) {
         slot = std::move(prev);
         if (slot) slot->cancelled = false;
         throw;
+    }
+}
+
+void EventLoop::disarm_fd(int fd) noexcept {
+    if (fd < 0 || static_cast<std::size_t>(fd) >= fds_.size() || !fds_[fd]) return;
+    try {
+        disarm_now(fd, *fds_[fd]);
+    } catch (...) {
     }
 }
 

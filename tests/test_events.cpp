@@ -699,6 +699,29 @@ TEST(WaitReadable, CancellationInterruptsAndUnwatches) {
     });
 }
 
+TEST(WaitReadable, CancelledWaitThenCloseThenReusedNumberIsWatchedAgain) {
+    // A cancelled wait drops the epoll interest at once, so closing the fd
+    // and getting the same number back from pipe() registers it afresh.
+    run_test([]() -> asyncio::Coro<> {
+        int fds[2];
+        EXPECT_EQ(::pipe(fds), 0);
+        int first_r = fds[0];
+        auto reader = asyncio::create_task(read_when_ready(fds[0]));
+        co_await asyncio::sleep(0);
+        reader.cancel();
+        try {
+            co_await reader;
+        } catch (const asyncio::CancelledError&) {
+        }
+        ::close(fds[0]);
+        ::close(fds[1]);
+        Pipe p;
+        EXPECT_EQ(p.r, first_r);  // the kernel reuses the lowest free number
+        EXPECT_EQ(::write(p.w, "z", 1), 1);
+        EXPECT_EQ(co_await read_when_ready(p.r), 'z');
+    });
+}
+
 TEST(WaitReadable, CancelAfterWakeupStillRaises) {
     // The fd became readable and the task is scheduled, then it is cancelled
     // in the same iteration: CPython's must_cancel path.

@@ -225,6 +225,8 @@ public:
     /// extension). Interest is disarmed lazily, so without this a new
     /// descriptor reusing the number would inherit a stale registration.
     void forget_fd(int fd) noexcept;
+    /// Drop the epoll interest nobody wants any more (internal).
+    void disarm_fd(int fd) noexcept;
     /// co_await loop.wait_readable(fd): suspend until fd is readable (an extension).
     FdReady wait_readable(int fd);
     /// co_await loop.wait_writable(fd): suspend until fd is writable (an extension).
@@ -438,7 +440,9 @@ public:
     FdReady& operator=(const FdReady&) = delete;
     FdReady(FdReady&& o) noexcept : w_(o.w_) { o.w_.attached = false; }
     ~FdReady() {
-        if (w_.attached) w_.loop->detach_io_waiter(&w_);
+        // A frame destroyed after its loop (a handle kept past the loop's
+        // end) must not touch it: the loop clears its tasks' loop_ first.
+        if (w_.attached && w_.task && w_.task->loop_) w_.loop->detach_io_waiter(&w_);
     }
     bool await_ready() const noexcept { return false; }
     template <class P>
