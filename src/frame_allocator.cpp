@@ -55,17 +55,23 @@ SlabRegistry& registry() {
     return *r;
 }
 
-thread_local bool t_pools_dead = false;  // trivially destructible: safe after exit
+// The free lists are a trivially destructible thread_local, so the hot path
+// reads them without the TLS init-guard call a non-trivial one costs. A
+// separate guard object, created on a thread's first refill, marks the
+// lists dead when the thread exits (frames freed after that are dropped:
+// the slab registry owns their memory).
+thread_local bool t_pools_dead = false;
+thread_local FreeBlock* t_heads[kClasses] = {};
 
-struct Pools {
-    FreeBlock* head[kClasses] = {};
-    ~Pools() { t_pools_dead = true; }
+struct PoolsGuard {
+    ~PoolsGuard() { t_pools_dead = true; }
 };
-thread_local Pools t_pools;
+thread_local PoolsGuard t_guard;
 
 inline std::size_t class_of(std::size_t n) { return (n + kGranule - 1) / kGranule - 1; }
 
 FreeBlock* refill(std::size_t c) {
+    (void)&t_guard;  // odr-use: registers the thread-exit guard
     const std::size_t block = (c + 1) * kGranule;
     const std::size_t count = kSlabBytes / block;
     auto* slab = static_cast<char*>(std::malloc(block * count));
@@ -81,7 +87,7 @@ FreeBlock* refill(std::size_t c) {
         b->next = head;
         head = b;
     }
-    t_pools.head[c] = head;
+    t_heads[c] = head;
     return reinterpret_cast<FreeBlock*>(slab);
 }
 
@@ -90,8 +96,8 @@ FreeBlock* refill(std::size_t c) {
 void* frame_alloc(std::size_t n) {
     if (kPool && n <= kMaxPooled && !t_pools_dead) {
         std::size_t c = class_of(n);
-        if (FreeBlock* b = t_pools.head[c]) {
-            t_pools.head[c] = b->next;
+        if (FreeBlock* b = t_heads[c]) {
+            t_heads[c] = b->next;
             return b;
         }
         return refill(c);
@@ -106,8 +112,8 @@ void frame_free(void* p, std::size_t n) noexcept {
         if (t_pools_dead) return;  // thread exiting: the slab registry owns the memory
         std::size_t c = class_of(n);
         auto* b = static_cast<FreeBlock*>(p);
-        b->next = t_pools.head[c];
-        t_pools.head[c] = b;
+        b->next = t_heads[c];
+        t_heads[c] = b;
         return;
     }
     std::free(p);

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -51,8 +52,25 @@ struct Doomed {
     void* p;
     bool is_future;
 };
+// Trivially destructible thread_locals (no TLS init guard on the hot
+// path); the queue is malloc'd on the first nested destruction and freed
+// once drained.
 thread_local bool t_destroying = false;
-thread_local std::vector<Doomed> t_doomed;
+thread_local Doomed* t_doomed = nullptr;
+thread_local std::size_t t_doomed_size = 0;
+thread_local std::size_t t_doomed_cap = 0;
+
+bool push_doomed(Doomed d) noexcept {
+    if (t_doomed_size == t_doomed_cap) {
+        std::size_t cap = t_doomed_cap ? t_doomed_cap * 2 : 64;
+        void* p = std::realloc(t_doomed, cap * sizeof(Doomed));
+        if (!p) return false;
+        t_doomed = static_cast<Doomed*>(p);
+        t_doomed_cap = cap;
+    }
+    t_doomed[t_doomed_size++] = d;
+    return true;
+}
 
 void destroy_one(const Doomed& d) noexcept {
     if (d.is_future) {
@@ -65,20 +83,16 @@ void destroy_one(const Doomed& d) noexcept {
 
 void destroy_outermost(Doomed first) noexcept {
     if (t_destroying) {
-        try {
-            t_doomed.push_back(first);
-            return;
-        } catch (...) {  // out of memory: fall back to recursion
-            destroy_one(first);
-            return;
-        }
+        if (!push_doomed(first)) destroy_one(first);  // out of memory: recurse
+        return;
     }
     t_destroying = true;
     destroy_one(first);
-    while (!t_doomed.empty()) {
-        Doomed d = t_doomed.back();
-        t_doomed.pop_back();
-        destroy_one(d);
+    if (t_doomed_size) {
+        while (t_doomed_size) destroy_one(t_doomed[--t_doomed_size]);
+        std::free(t_doomed);
+        t_doomed = nullptr;
+        t_doomed_cap = 0;
     }
     t_destroying = false;
 }
@@ -168,7 +182,7 @@ std::exception_ptr FutureBase::checked_exception_slow(const char* what_not_set) 
     return exception_;
 }
 
-void FutureBase::check_settable() const {
+void FutureBase::check_settable_slow() const {
     if (state_ != State::kPending)
         throw InvalidStateError(std::string("invalid state: ") + state_word(this) + " " + repr());
     if (!loop_) throw RuntimeError("the event loop of this future is gone");

@@ -144,7 +144,10 @@ struct FutureBase {
     [[noreturn]] void throw_cancelled() const;
 
     /// Future.set_exception()/set_result() preamble.
-    void check_settable() const;
+    void check_settable() const {
+        if (state_ != State::kPending || !loop_) check_settable_slow();
+    }
+    void check_settable_slow() const;
     void finish_with(std::exception_ptr e);  // state + callbacks (e may be null)
 
     std::string repr() const;

@@ -113,6 +113,9 @@ struct ValueSlot<void> {};
 template <class T>
 struct FutureState : FutureBase, ValueSlot<T> {
     static void destroy_state(FutureBase* f) noexcept;
+    // Same pool as coroutine frames: a future per switch costs no malloc.
+    static void* operator new(std::size_t n) { return frame_alloc(n); }
+    static void operator delete(void* p, std::size_t n) noexcept { frame_free(p, n); }
 };
 
 void future_destroyed(FutureBase* f) noexcept;  // reports, unregisters
