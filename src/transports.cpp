@@ -15,6 +15,12 @@
 //   the protocol's own buffer for BufferedProtocol: no allocation per read.
 // - Writes call send() at once when nothing is buffered; only the remainder
 //   is buffered and EPOLLOUT armed until it drains.
+// - Every open transport and listening server is linked into its loop's
+//   LoopRegistry (transports from start() until connection_lost has run,
+//   servers while their sockets are open). The loop's close hook tears down
+//   whatever is still linked: descriptors closed, connection_lost delivered
+//   at once (the loop will not run again), self references dropped. Python
+//   leaves that to the transports' __del__; without a GC we must do it here.
 #include "asyncio/transports.hpp"
 
 #include <netinet/in.h>
@@ -31,6 +37,8 @@
 #include <cerrno>
 #include <cstring>
 #include <deque>
+#include <mutex>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "asyncio/sockets.hpp"
@@ -133,12 +141,110 @@ Coro<std::vector<AddrInfo>> resolve(EventLoop& loop, std::string host, int port,
 
 }  // namespace
 
+// ---- per-loop registry of open transports and servers ------------------------------
+
+struct LoopRegistry;
+
+// A member of a loop's registry (intrusive, doubly linked; loop thread only).
+class Registered {
+public:
+    Registered(const Registered&) = delete;
+    Registered& operator=(const Registered&) = delete;
+    void link(LoopRegistry& r) noexcept;
+    void unlink() noexcept;
+    // The loop is closing and will not run again: release everything now.
+    virtual void loop_closing() = 0;
+
+protected:
+    Registered() = default;
+    ~Registered() { unlink(); }
+
+private:
+    friend struct LoopRegistry;
+    LoopRegistry* reg_ = nullptr;
+    Registered* prev_ = nullptr;
+    Registered* next_ = nullptr;
+};
+
+struct LoopRegistry {
+    Registered* first = nullptr;
+
+    // The registry of `loop`, made (with its close hook) on first use.
+    // Raises: RuntimeError once the loop is closed.
+    static LoopRegistry& of(EventLoop& loop);
+
+private:
+    static std::mutex& mu() {
+        static std::mutex m;
+        return m;
+    }
+    static std::unordered_map<EventLoop*, std::unique_ptr<LoopRegistry>>& all() {
+        static std::unordered_map<EventLoop*, std::unique_ptr<LoopRegistry>> m;
+        return m;
+    }
+    // The close hook. Members linked while tearing down (a connection_lost
+    // that opens a connection) are torn down too; the entry is erased only
+    // when the list is empty, so such a member never finds a stale registry.
+    static void teardown(EventLoop* loop) {
+        LoopRegistry* r;
+        {
+            std::lock_guard<std::mutex> lk(mu());
+            auto it = all().find(loop);
+            if (it == all().end()) return;
+            r = it->second.get();
+        }
+        while (Registered* m = r->first) {
+            m->unlink();
+            try {
+                m->loop_closing();  // may destroy m
+            } catch (...) {
+                report(*loop, "Exception while closing a transport at loop close", std::current_exception());
+            }
+        }
+        std::lock_guard<std::mutex> lk(mu());
+        all().erase(loop);
+    }
+};
+
+LoopRegistry& LoopRegistry::of(EventLoop& loop) {
+    if (loop.is_closed()) throw RuntimeError("Event loop is closed");
+    std::lock_guard<std::mutex> lk(mu());
+    auto& slot = all()[&loop];
+    if (!slot) {
+        slot = std::make_unique<LoopRegistry>();
+        EventLoop* l = &loop;
+        loop.add_close_hook([l] { teardown(l); });
+    }
+    return *slot;
+}
+
+void Registered::link(LoopRegistry& r) noexcept {
+    if (reg_) return;
+    reg_ = &r;
+    prev_ = nullptr;
+    next_ = r.first;
+    if (next_) next_->prev_ = this;
+    r.first = this;
+}
+
+void Registered::unlink() noexcept {
+    if (!reg_) return;
+    if (prev_)
+        prev_->next_ = next_;
+    else
+        reg_->first = next_;
+    if (next_) next_->prev_ = prev_;
+    reg_ = nullptr;
+    prev_ = next_ = nullptr;
+}
+
 // ---- Server state ---------------------------------------------------------------
 
 class SocketTransport;
 
-struct ServerState : std::enable_shared_from_this<ServerState> {
+struct ServerState final : Registered, std::enable_shared_from_this<ServerState> {
     EventLoop* loop = nullptr;
+    LoopRegistry* registry = nullptr;  // where its accepted transports are linked
     std::vector<int> socks;
     ProtocolFactory factory;
     int backlog = 100;
@@ -175,11 +281,12 @@ struct ServerState : std::enable_shared_from_this<ServerState> {
             if (!w.done()) w.set_result();
     }
     void accept_ready(int lfd);
+    void loop_closing() override { close(); }
 };
 
 // ---- stream transport ---------------------------------------------------------
 
-class SocketTransport final : public Transport {
+class SocketTransport final : public Transport, Registered {
 public:
     SocketTransport(EventLoop& loop, int fd, std::shared_ptr<BaseProtocol> proto, std::shared_ptr<ServerState> server,
                     SockAddr peer)
@@ -197,6 +304,7 @@ public:
 
     // Register, call connection_made, start reading.
     void start() {
+        link(server_ ? *server_->registry : LoopRegistry::of(*loop_));
         self_ = std::static_pointer_cast<SocketTransport>(shared_from_this());
         if (server_) server_->attach(this);
         try {
@@ -437,7 +545,19 @@ private:
         loop_->call_soon(Callback(&lost_thunk, this));
     }
 
+    // Abort and deliver connection_lost now (a pending error stays the one given).
+    void loop_closing() override {
+        if (!conn_lost_) {
+            wbuf_.clear();
+            wpos_ = 0;
+            closing_ = true;
+            ++conn_lost_;
+        }
+        call_connection_lost();
+    }
+
     void call_connection_lost() {
+        unlink();
         auto keep = std::move(self_);  // may destroy *this when this function returns
         try {
             proto_->connection_lost(lost_exc_);
@@ -555,6 +675,7 @@ void ServerState::accept_ready(int lfd) {
 void ServerState::close() {
     if (closed) return;
     closed = true;
+    unlink();
     if (accept_paused) retry.cancel();
     for (int fd : socks) close_fd(*loop, fd);
     socks.clear();
@@ -637,6 +758,8 @@ std::shared_ptr<ServerState> new_server(ProtocolFactory f, const ServerOptions& 
 }
 
 Coro<Server> finish_server(std::shared_ptr<ServerState> s, bool start) {
+    s->registry = &LoopRegistry::of(*s->loop);
+    s->link(*s->registry);
     s->self = s;
     if (start) {
         try {
@@ -820,7 +943,7 @@ std::shared_ptr<Transport> connect_accepted_socket(ProtocolFactory f, int fd) {
 
 // ---- datagram transport ---------------------------------------------------------
 
-class DgramTransport final : public DatagramTransport {
+class DgramTransport final : public DatagramTransport, Registered {
 public:
     DgramTransport(EventLoop& loop, int fd, std::shared_ptr<BaseProtocol> proto, std::optional<SockAddr> remote)
         : loop_(&loop), fd_(fd), proto_(std::move(proto)), remote_(std::move(remote)) {
@@ -834,6 +957,7 @@ public:
         if (fd_ >= 0) close_fd(*loop_, fd_);
     }
     void start() {
+        link(LoopRegistry::of(*loop_));
         self_ = std::static_pointer_cast<DgramTransport>(shared_from_this());
         try {
             p_->connection_made(this);
@@ -970,7 +1094,17 @@ private:
         lost_exc_ = std::move(exc);
         loop_->call_soon(Callback(&lost_thunk, this));
     }
+    void loop_closing() override {
+        if (!conn_lost_) {
+            queue_.clear();
+            queued_bytes_ = 0;
+            closing_ = true;
+            ++conn_lost_;
+        }
+        call_connection_lost();
+    }
     void call_connection_lost() {
+        unlink();
         auto keep = std::move(self_);
         try {
             p_->connection_lost(lost_exc_);

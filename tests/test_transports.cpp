@@ -6,7 +6,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -398,4 +400,65 @@ TEST(Transports, CancelledConnectLeaksNothing) {
         for (int fd : fill) ::close(fd);
         ::close(lfd);
     });
+}
+
+namespace {
+struct LostCounter : asyncio::DatagramProtocol {
+    int* lost;
+    explicit LostCounter(int* l) : lost(l) {}
+    void connection_lost(std::exception_ptr) override { ++*lost; }
+};
+
+// Opens a server, a protocol connection and a stream connection to it, and a
+// UDP endpoint; returns with all of them open.
+Coro<> open_and_leave_open(std::vector<std::string>* log, std::weak_ptr<asyncio::Transport>* client,
+                           std::optional<asyncio::StreamWriter>* writer, int* udp_lost) {
+    auto echo = [log] {
+        auto p = std::make_shared<EchoProtocol>();
+        p->log = log;
+        return p;
+    };
+    auto sc = asyncio::create_server(echo, "127.0.0.1", 0);
+    asyncio::Server server = co_await std::move(sc);
+    auto cc = asyncio::create_connection([] { return std::make_shared<Collector>(); }, "127.0.0.1", server.port());
+    auto conn = co_await std::move(cc);
+    *client = conn.first;
+    auto oc = asyncio::open_connection("127.0.0.1", server.port());
+    auto streams = co_await std::move(oc);
+    writer->emplace(streams.second);
+    asyncio::DatagramOptions uo;
+    uo.local_addr = asyncio::HostPort{"127.0.0.1", 0};
+    auto uc = asyncio::create_datagram_endpoint([udp_lost] { return std::make_shared<LostCounter>(udp_lost); }, uo);
+    auto udp = co_await std::move(uc);
+    for (int i = 0; i < 200 && log->size() < 2; ++i) co_await asyncio::sleep(0.001);  // both accepted
+    EXPECT_EQ(log->size(), 2u);
+}
+}  // namespace
+
+// Python closes such sockets in the transports' __del__; here the loop's close
+// tears down every transport and server still open: no descriptor survives it,
+// connection_lost is delivered, and a StreamWriter outliving the loop is inert.
+TEST(Transports, LoopCloseClosesOpenTransportsAndServers) {
+    int before = asyncio::testing::open_fd_count();
+    std::vector<std::string> log;
+    std::weak_ptr<asyncio::Transport> client;
+    std::optional<asyncio::StreamWriter> writer;  // outlives the loop
+    int udp_lost = 0;
+    {
+        asyncio::EventLoop loop;
+        loop.run_until_complete(open_and_leave_open(&log, &client, &writer, &udp_lost));
+        // epoll + eventfd, listener, 2 x (client + accepted), UDP
+        EXPECT_EQ(asyncio::testing::open_fd_count(), before + 2 + 1 + 4 + 1);
+        EXPECT_FALSE(client.expired());  // the loop holds it while open
+        loop.close();
+        EXPECT_EQ(asyncio::testing::open_fd_count(), before + 2);  // only the loop's own
+        EXPECT_TRUE(client.expired());
+        EXPECT_EQ(std::count(log.begin(), log.end(), "lost"), 2);  // the accepted ends
+        EXPECT_EQ(udp_lost, 1);
+        ASSERT_TRUE(writer.has_value());
+        EXPECT_TRUE(writer->is_closing());
+    }
+    writer->close();  // no-op: the loop is gone
+    writer.reset();
+    EXPECT_EQ(asyncio::testing::open_fd_count(), before);
 }
