@@ -403,6 +403,19 @@ ProtocolFactory server_factory(EventLoop& loop, std::size_t limit, ClientConnect
 }
 
 }  // namespace
+
+std::shared_ptr<BufferedProtocol> new_external_stream_protocol(std::size_t limit) {
+    return new_stream_protocol(running_loop(), limit, nullptr);
+}
+StreamReader stream_reader_of(const std::shared_ptr<BufferedProtocol>& protocol) {
+    return StreamReader(static_cast<StreamProtocol&>(*protocol).reader);
+}
+StreamWriter stream_writer_of(std::shared_ptr<Transport> transport, const std::shared_ptr<BufferedProtocol>& protocol) {
+    auto p = std::static_pointer_cast<StreamProtocol>(protocol);
+    auto r = p->reader;
+    return StreamWriter(std::make_shared<WriterState>(std::move(transport), std::move(p), std::move(r)));
+}
+
 }  // namespace detail
 
 // ---- StreamReader -------------------------------------------------------------------

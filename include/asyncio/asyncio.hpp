@@ -15,3 +15,4 @@
 #include "asyncio/protocols.hpp"
 #include "asyncio/transports.hpp"
 #include "asyncio/streams.hpp"
+#include "asyncio/subprocess.hpp"

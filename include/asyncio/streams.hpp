@@ -141,6 +141,16 @@ using ClientConnectedCallback = std::function<Coro<>(StreamReader, StreamWriter)
 Coro<std::pair<StreamReader, StreamWriter>> open_connection(std::string host, int port,
                                                             std::size_t limit = kDefaultLimit,
                                                             ConnectOptions opts = {});
+namespace detail {
+// Streams over a transport made elsewhere (the subprocess pipes): the
+// protocol such a transport should call (Python's StreamReaderProtocol, with
+// flow control), the reader it feeds, and a writer over transport + protocol
+// (the last writer handle closes the transport).
+std::shared_ptr<BufferedProtocol> new_external_stream_protocol(std::size_t limit);
+StreamReader stream_reader_of(const std::shared_ptr<BufferedProtocol>& protocol);
+StreamWriter stream_writer_of(std::shared_ptr<Transport> transport, const std::shared_ptr<BufferedProtocol>& protocol);
+}  // namespace detail
+
 /// Start a TCP server running cb(reader, writer) in a new task per connection
 /// (Python's asyncio.start_server). An exception escaping cb goes to the
 /// loop's exception handler ("Unhandled exception in client_connected_cb") and
