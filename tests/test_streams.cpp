@@ -1,9 +1,14 @@
 // Streams on real loopback sockets: StreamReader/StreamWriter/Server, derived
 // from CPython's test_streams.py and test_server.py.
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -581,4 +586,182 @@ TEST(Streams, UnresolvableHostRaisesGaierror) {
         }
         EXPECT_TRUE(raised);
     });
+}
+
+// ---- reliability: thousands of concurrent connections ---------------------------------
+
+namespace {
+
+constexpr std::size_t kEchoBytes = 64 * 1024;
+constexpr std::size_t kEchoChunk = 16 * 1024;
+
+// One block all payloads are views of: connection i sends the 64 KiB starting
+// at offset i % 251, so connections carry different bytes without a copy each.
+const std::string& pattern_block() {
+    static const std::string block = [] {
+        std::string b(kEchoBytes + 256, '\0');
+        for (std::size_t j = 0; j < b.size(); ++j) b[j] = static_cast<char>((j * 131 + j / 251) & 0xff);
+        return b;
+    }();
+    return block;
+}
+std::string_view payload_of(int i) {
+    return std::string_view(pattern_block()).substr(static_cast<std::size_t>(i % 251), kEchoBytes);
+}
+
+struct ManyState {
+    int n = 0;
+    int attempted = 0;
+    int connect_failures = 0;
+    int intact = 0;     // connections that got every byte back, in order
+    int corrupted = 0;  // wrong bytes, too many or too few
+    int errors = 0;     // a connection error after connecting
+    std::string first_error;
+    std::optional<asyncio::Semaphore> connecting;  // bounds the SYNs in flight
+    std::optional<asyncio::Event> all_attempted;
+};
+
+void note_error(ManyState* st, const std::exception& e) {
+    if (st->first_error.empty()) st->first_error = e.what();
+}
+
+// Reads until EOF, comparing with the expected payload as the bytes arrive.
+Coro<> many_read_back(StreamReader reader, std::string_view expected, ManyState* st) {
+    std::size_t got = 0;
+    bool same = true;
+    try {
+        for (;;) {
+            auto rc = reader.read(static_cast<std::ptrdiff_t>(kEchoBytes));
+            std::string d = co_await std::move(rc);
+            if (d.empty()) break;
+            same = same && got + d.size() <= expected.size() && expected.substr(got, d.size()) == d;
+            got += d.size();
+        }
+    } catch (const asyncio::ConnectionError& e) {
+        ++st->errors;
+        note_error(st, e);
+        co_return;
+    }
+    if (same && got == expected.size())
+        ++st->intact;
+    else
+        ++st->corrupted;
+}
+
+Coro<> many_client(int i, int port, ManyState* st) {
+    std::optional<std::pair<StreamReader, StreamWriter>> conn;
+    auto ac = st->connecting->acquire();
+    co_await std::move(ac);
+    try {
+        auto oc = asyncio::open_connection("127.0.0.1", port);
+        std::pair<StreamReader, StreamWriter> rw = co_await std::move(oc);
+        conn.emplace(std::move(rw));
+    } catch (const std::exception& e) {
+        ++st->connect_failures;
+        note_error(st, e);
+    }
+    st->connecting->release();
+    if (++st->attempted == st->n) st->all_attempted->set();
+    auto wc = st->all_attempted->wait();  // every connection is open before any echoes
+    co_await std::move(wc);
+    if (!conn) co_return;
+    StreamWriter& w = conn->second;
+    std::string_view payload = payload_of(i);
+    // Read concurrently: a client that only reads after writing everything
+    // deadlocks once both directions' socket buffers are full.
+    auto reader = asyncio::create_task(many_read_back(conn->first, payload, st));
+    try {
+        // High-water 0: drain() waits until the kernel took each chunk, so at
+        // most one 16 KiB chunk per connection sits in user memory.
+        w.transport().set_write_buffer_limits(0);
+        for (std::size_t off = 0; off < payload.size(); off += kEchoChunk) {
+            w.write(payload.substr(off, kEchoChunk));
+            auto dc = w.drain();
+            co_await std::move(dc);
+        }
+        w.write_eof();
+        co_await reader;
+        w.close();
+        auto cc = w.wait_closed();
+        co_await std::move(cc);
+    } catch (const std::exception& e) {
+        ++st->errors;
+        note_error(st, e);
+        w.close();
+        if (!reader.done()) reader.cancel();
+    }
+}
+
+// The descriptors this process may still open after raising the soft limit to the hard one.
+int raise_fd_limit(rlimit* old) {
+    ::getrlimit(RLIMIT_NOFILE, old);
+    rlimit raised = *old;
+    raised.rlim_cur = raised.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &raised);
+    return static_cast<int>(std::min<rlim_t>(raised.rlim_cur, 1 << 20)) - asyncio::testing::open_fd_count();
+}
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define ASYNCIO_TEST_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define ASYNCIO_TEST_SANITIZED 1
+#endif
+#endif
+
+// 10,000 connections normally; 1,000 under sanitizers (memory and time);
+// ASYNCIO_TEST_CONNECTIONS overrides both.
+int wanted_connections() {
+    if (const char* env = std::getenv("ASYNCIO_TEST_CONNECTIONS")) return std::max(1, std::atoi(env));
+#ifdef ASYNCIO_TEST_SANITIZED
+    return 1000;
+#else
+    return 10000;
+#endif
+}
+
+}  // namespace
+
+// 10,000 clients connect to one streams echo server (all open at once: nobody
+// sends before every connection is made), then each sends 64 KiB and checks
+// that every byte comes back in order; no descriptor, task or watched fd is
+// left behind (run_test). Each connection costs two descriptors in this
+// process (client and accepted end): the soft RLIMIT_NOFILE is raised to the
+// hard limit, and where the hard limit is below ~20,500 (it is 20,000 on the
+// machine this was written on) the count is scaled down to what fits, keeping
+// 200 descriptors spare: 9,897 there (13 s in a Debug build with the load
+// average at 6). Under ASan/TSan 1,000 by default, to keep the memory of
+// parallel sanitizer runs down (9,897 under ASan: 12 s, 0.9 GB resident);
+// ASYNCIO_TEST_CONNECTIONS=<n> sets the count in any build.
+TEST(StreamsReliability, TenThousandConcurrentConnectionsEcho64KiB) {
+    rlimit old{};
+    int available = raise_fd_limit(&old);
+    int n = std::min(wanted_connections(), (available - 200) / 2);
+    ASSERT_GT(n, 0) << "no descriptors to spare";
+    std::printf("[          ] %d concurrent connections x 64 KiB (descriptor limit %d)\n", n,
+                static_cast<int>(std::min<rlim_t>(old.rlim_max, 1 << 30)));
+    ManyState st;
+    st.n = n;
+    asyncio::testing::RunOptions opts;
+    opts.watchdog = 300.0;
+    run_test(
+        [&]() -> Coro<> {
+            st.connecting.emplace(256);
+            st.all_attempted.emplace();
+            asyncio::ServerOptions so;
+            so.backlog = 4096;
+            auto sc = asyncio::start_server(echo_chunks, "127.0.0.1", 0, asyncio::kDefaultLimit, so);
+            asyncio::Server server = co_await std::move(sc);
+            std::vector<asyncio::Task<>> tasks;
+            tasks.reserve(static_cast<std::size_t>(n));
+            for (int i = 0; i < n; ++i) tasks.push_back(asyncio::create_task(many_client(i, server.port(), &st)));
+            for (auto& t : tasks) co_await t;
+            co_await close_server(server);
+        },
+        opts);
+    ::setrlimit(RLIMIT_NOFILE, &old);
+    EXPECT_EQ(st.connect_failures, 0) << st.first_error;
+    EXPECT_EQ(st.errors, 0) << st.first_error;
+    EXPECT_EQ(st.corrupted, 0);
+    EXPECT_EQ(st.intact, n);
 }
