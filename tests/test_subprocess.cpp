@@ -63,6 +63,17 @@ TEST(SubprocessExec, VectorFormPassesArgumentsVerbatim) {
     });
 }
 
+TEST(SubprocessExec, DesignatedOptionsAndPythonSpelling) {
+    asyncio::testing::run_test([]() -> Coro<> {
+        auto c = asyncio::subprocess::create_subprocess_exec(
+            "cat", "-", SubprocessOptions{.stdin_ = asyncio::subprocess::PIPE, .stdout_ = asyncio::subprocess::PIPE});
+        asyncio::subprocess::Process proc = co_await std::move(c);
+        auto r = proc.communicate("x");
+        auto [out, err] = co_await std::move(r);
+        EXPECT_EQ(out, "x");
+    });
+}
+
 TEST(SubprocessExec, NoArgumentsAndInheritedStreams) {
     asyncio::testing::run_test([]() -> Coro<> {
         auto c = asyncio::create_subprocess_exec("true");

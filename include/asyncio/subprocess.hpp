@@ -30,16 +30,16 @@ inline constexpr int DEVNULL = -3;
 /// Python's None), PIPE, DEVNULL, STDOUT (stderr only) or a descriptor >= 0
 /// the child gets as that stream (the caller keeps owning it).
 struct SubprocessOptions {
-    std::optional<int> stdin_;
-    std::optional<int> stdout_;
-    std::optional<int> stderr_;
+    std::optional<int> stdin_ = std::nullopt;
+    std::optional<int> stdout_ = std::nullopt;
+    std::optional<int> stderr_ = std::nullopt;
     /// Buffer limit of the stdout_/stderr_ StreamReaders.
     std::size_t limit = kDefaultLimit;
     /// Working directory of the child (relative program paths resolve there).
-    std::optional<std::string> cwd;
+    std::optional<std::string> cwd = std::nullopt;
     /// The child's whole environment as "NAME=value" entries (default: ours).
     /// The program is still looked up in our PATH.
-    std::optional<std::vector<std::string>> env;
+    std::optional<std::vector<std::string>> env = std::nullopt;
     /// Run the child in a new session (setsid), as Popen's start_new_session.
     bool start_new_session = false;
 };
