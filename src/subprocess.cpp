@@ -586,9 +586,11 @@ Coro<Process> spawn(std::string path, bool search, std::vector<std::string> argv
         raise_os_error(e, "pidfd_open");
     }
 
+    // Watched from here on: if making the pipes fails, the child is still reaped.
     auto st = std::make_shared<ProcessState>(loop);
     st->pid = pid;
     st->pidfd = pidfd;
+    st->watch(reg, st);
     for (int target = 0; target < 3; ++target) {
         int fd = parent_end[target];
         if (fd < 0) continue;
@@ -604,7 +606,6 @@ Coro<Process> spawn(std::string path, bool search, std::vector<std::string> argv
         else
             st->err = stream_reader_of(proto);
     }
-    st->watch(reg, st);
     co_return Process(std::move(st));
 }
 
