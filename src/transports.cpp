@@ -34,6 +34,7 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <deque>
@@ -813,30 +814,162 @@ Coro<int> connect_one(EventLoop* loop, AddrInfo ai, std::vector<AddrInfo> locals
 
 }  // namespace
 
+namespace {
+
+// Python's _interleave_addrinfos: group by family (in order of first
+// appearance), take first_family_count - 1 of the first family, then one of
+// each family in turn.
+std::vector<AddrInfo> interleave_addrinfos(std::vector<AddrInfo> infos, int first_family_count) {
+    std::vector<int> families;
+    std::vector<std::vector<AddrInfo>> by_family;
+    for (auto& ai : infos) {
+        std::size_t f = 0;
+        while (f < families.size() && families[f] != ai.family) ++f;
+        if (f == families.size()) {
+            families.push_back(ai.family);
+            by_family.emplace_back();
+        }
+        by_family[f].push_back(std::move(ai));
+    }
+    std::vector<AddrInfo> out;
+    std::vector<std::size_t> pos(by_family.size(), 0);
+    if (first_family_count > 1 && !by_family.empty()) {
+        std::size_t k = std::min(static_cast<std::size_t>(first_family_count - 1), by_family[0].size());
+        for (; pos[0] < k; ++pos[0]) out.push_back(std::move(by_family[0][pos[0]]));
+    }
+    for (bool more = true; more;) {
+        more = false;
+        for (std::size_t f = 0; f < by_family.size(); ++f) {
+            if (pos[f] == by_family[f].size()) continue;
+            out.push_back(std::move(by_family[f][pos[f]++]));
+            more = true;
+        }
+    }
+    return out;
+}
+
+struct Connected {
+    int fd = -1;
+    std::size_t index = 0;  // into the address list
+};
+
+// Python's staggered_race over _connect_sock (RFC 8305): attempt i+1 starts
+// when attempt i has failed or `delay` seconds after attempt i started,
+// whichever is first; the first attempt that connects wins. Every other
+// attempt is then cancelled and awaited (a cancelled connect_one closes its
+// socket; one that connected anyway is closed here), also when this
+// coroutine is cancelled or an attempt raises something other than an
+// OSError. The attempts' OSErrors go to *errors in the order they are seen.
+Coro<Connected> staggered_connect(EventLoop* loop, std::vector<AddrInfo> infos, std::vector<AddrInfo> locals,
+                                  double delay, std::vector<std::exception_ptr>* errors) {
+    std::vector<Task<int>> tasks;
+    std::vector<bool> seen;
+    Connected won;
+    std::exception_ptr escaped;  // cancellation, or an error that is not an OSError
+    try {
+        double next_at = 0;
+        for (;;) {
+            for (std::size_t i = 0; i < tasks.size() && won.fd < 0; ++i) {
+                if (seen[i] || !tasks[i].done()) continue;
+                seen[i] = true;
+                std::exception_ptr e = tasks[i].exception();
+                if (!e) {
+                    won.fd = tasks[i].result();
+                    won.index = i;
+                } else if (is_os_error(e)) {
+                    errors->push_back(std::move(e));
+                } else {
+                    std::rethrow_exception(e);
+                }
+            }
+            if (won.fd >= 0) break;
+            bool more = tasks.size() < infos.size();
+            if (more && (tasks.empty() || tasks.back().done() || loop->time() >= next_at)) {
+                auto c = connect_one(loop, infos[tasks.size()], locals);
+                tasks.push_back(loop->create_task(std::move(c)));
+                seen.push_back(false);
+                next_at = loop->time() + delay;
+                continue;
+            }
+            std::vector<Task<int>> pending;
+            for (const auto& t : tasks)
+                if (!t.done()) pending.push_back(t);
+            if (pending.empty()) break;  // every address failed
+            std::optional<double> timeout;
+            if (more) timeout = std::max(0.0, next_at - loop->time());
+            auto w = asyncio::wait(std::move(pending), asyncio::FIRST_COMPLETED, timeout);
+            co_await std::move(w);
+        }
+    } catch (...) {
+        escaped = std::current_exception();
+    }
+    for (std::size_t i = 0; i < tasks.size(); ++i)
+        if (!tasks[i].done()) tasks[i].cancel();
+    for (std::size_t i = 0; i < tasks.size(); ++i) {
+        if (seen[i]) continue;
+        Task<int> t = tasks[i];
+        try {
+            int other = co_await t;
+            close_fd(*loop, other);
+        } catch (...) {
+            if (!t.done()) {  // this coroutine was cancelled again: the attempts clean up alone
+                if (!escaped) escaped = std::current_exception();
+                break;
+            }
+        }
+    }
+    if (escaped) {
+        if (won.fd >= 0) close_fd(*loop, won.fd);
+        std::rethrow_exception(escaped);
+    }
+    co_return won;
+}
+
+}  // namespace
+
 Coro<std::shared_ptr<Transport>> create_connection(ProtocolFactory f, std::string host, int port,
                                                    ConnectOptions opts) {
     EventLoop& loop = running_loop();
     auto rc = resolve(loop, host, port, opts.family, SOCK_STREAM, 0);
     std::vector<AddrInfo> infos = co_await std::move(rc);
+    auto c = create_connection_to(std::move(f), std::move(infos), std::move(opts));
+    co_return co_await std::move(c);
+}
+
+Coro<std::shared_ptr<Transport>> create_connection_to(ProtocolFactory f, std::vector<AddrInfo> infos,
+                                                      ConnectOptions opts) {
+    EventLoop& loop = running_loop();
     std::vector<AddrInfo> locals;
     if (opts.local_addr) {
         auto lc = resolve(loop, opts.local_addr->host, opts.local_addr->port, opts.family, SOCK_STREAM, AI_PASSIVE);
         locals = co_await std::move(lc);
     }
+    int interleave = opts.interleave.value_or(opts.happy_eyeballs_delay ? 1 : 0);
+    if (interleave != 0) infos = interleave_addrinfos(std::move(infos), interleave);
     std::vector<std::exception_ptr> errors;
     int fd = -1;
     SockAddr peer;
-    for (const auto& ai : infos) {
-        try {
-            auto c = connect_one(&loop, ai, locals);
-            fd = co_await std::move(c);
-            peer = ai.addr;
-            break;
-        } catch (const OSError&) {
-            errors.push_back(std::current_exception());
+    if (opts.happy_eyeballs_delay) {
+        auto sc = staggered_connect(&loop, infos, locals, *opts.happy_eyeballs_delay, &errors);
+        Connected won = co_await std::move(sc);
+        fd = won.fd;
+        if (fd >= 0) peer = infos[won.index].addr;
+    } else {
+        for (const auto& ai : infos) {
+            try {
+                auto c = connect_one(&loop, ai, locals);
+                fd = co_await std::move(c);
+                peer = ai.addr;
+                break;
+            } catch (const OSError&) {
+                errors.push_back(std::current_exception());
+            }
         }
     }
-    if (fd < 0) raise_collected(errors);
+    if (fd < 0) {
+        if (errors.empty()) throw OSError(EINVAL, "no address to connect to");
+        raise_collected(errors);
+    }
     FdGuard guard(&loop, fd);
     std::shared_ptr<BaseProtocol> proto = f();
     guard.release();

@@ -367,38 +367,61 @@ TEST(Transports, UnixServerAndConnection) {
     });
 }
 
-TEST(Transports, CancelledConnectLeaksNothing) {
-    run_test([]() -> Coro<> {
-        // A listener with a full accept queue drops new SYNs: the connect stays pending.
-        int lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+namespace {
+// A listener on 127.0.0.1 whose accept queue is full and that never accepts:
+// the kernel drops further SYNs, so a connect to it stays pending (until SYN
+// retries give up, minutes later). Wait a moment after making it (sleep 0.01)
+// so the filling connections are through their handshakes.
+struct StalledListener {
+    int lfd = -1;
+    int port = 0;
+    std::vector<int> fill;
+    StalledListener() {
+        lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         sockaddr_in sa{};
         sa.sin_family = AF_INET;
         sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         EXPECT_EQ(::bind(lfd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
         socklen_t len = sizeof sa;
         ::getsockname(lfd, reinterpret_cast<sockaddr*>(&sa), &len);
+        port = ntohs(sa.sin_port);
         ::listen(lfd, 0);
-        std::vector<int> fill;
         for (int i = 0; i < 3; ++i) {
             int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
             ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
             fill.push_back(fd);
         }
-        co_await asyncio::sleep(0.01);
-        auto t = asyncio::create_task(asyncio::create_connection([] { return std::make_shared<Collector>(); },
-                                                                 "127.0.0.1", ntohs(sa.sin_port)));
-        co_await asyncio::sleep(0.01);
-        EXPECT_FALSE(t.done());
-        t.cancel();
-        bool cancelled = false;
-        try {
-            co_await t;
-        } catch (const asyncio::CancelledError&) {
-            cancelled = true;
-        }
-        EXPECT_TRUE(cancelled);
+    }
+    StalledListener(const StalledListener&) = delete;
+    ~StalledListener() {
         for (int fd : fill) ::close(fd);
         ::close(lfd);
+    }
+};
+
+// Cancel a pending task and await it: true if it raised CancelledError.
+template <class T>
+Coro<bool> cancel_and_await(asyncio::Task<T> t) {
+    t.cancel();
+    try {
+        co_await t;
+    } catch (const asyncio::CancelledError&) {
+        co_return true;
+    }
+    co_return false;
+}
+}  // namespace
+
+TEST(Transports, CancelledConnectLeaksNothing) {
+    run_test([]() -> Coro<> {
+        StalledListener stalled;
+        co_await asyncio::sleep(0.01);
+        auto t = asyncio::create_task(
+            asyncio::create_connection([] { return std::make_shared<Collector>(); }, "127.0.0.1", stalled.port));
+        co_await asyncio::sleep(0.01);
+        EXPECT_FALSE(t.done());
+        auto cc = cancel_and_await(t);
+        EXPECT_TRUE(co_await std::move(cc));
     });
 }
 
@@ -461,4 +484,190 @@ TEST(Transports, LoopCloseClosesOpenTransportsAndServers) {
     writer->close();  // no-op: the loop is gone
     writer.reset();
     EXPECT_EQ(asyncio::testing::open_fd_count(), before);
+}
+
+// ---- Happy Eyeballs -------------------------------------------------------------------
+
+namespace {
+// A port on `ip` that refuses connections: a bound socket that never listens
+// (kept bound so nobody else takes the port while the test runs).
+struct RefusingPort {
+    int fd = -1;
+    int port = 0;
+    explicit RefusingPort(const std::string& ip) {
+        asyncio::SockAddr a = asyncio::SockAddr::from_ip(ip, 0);
+        fd = ::socket(a.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
+        EXPECT_EQ(::bind(fd, a.data(), a.size()), 0);
+        port = asyncio::SockAddr::local_of(fd).port();
+    }
+    RefusingPort(const RefusingPort&) = delete;
+    ~RefusingPort() { ::close(fd); }
+};
+
+asyncio::AddrInfo tcp_addr(const std::string& ip, int port) {
+    asyncio::AddrInfo ai;
+    ai.addr = asyncio::SockAddr::from_ip(ip, static_cast<std::uint16_t>(port));
+    ai.family = ai.addr.family();
+    ai.type = SOCK_STREAM;
+    ai.proto = IPPROTO_TCP;
+    return ai;
+}
+
+std::shared_ptr<asyncio::BaseProtocol> make_collector() { return std::make_shared<Collector>(); }
+
+Coro<std::shared_ptr<asyncio::Transport>> connect_to(std::vector<asyncio::AddrInfo> infos,
+                                                     asyncio::ConnectOptions opts) {
+    return asyncio::detail::create_connection_to(make_collector, std::move(infos), std::move(opts));
+}
+
+int peer_port(const std::shared_ptr<asyncio::Transport>& t) {
+    return std::any_cast<asyncio::SockAddr>(t->get_extra_info("peername")).port();
+}
+
+Coro<> close_transport_and_server(std::shared_ptr<asyncio::Transport> t, asyncio::Server server) {
+    auto c = std::static_pointer_cast<Collector>(t->get_protocol());
+    t->close();
+    co_await wait_done(c);
+    server.close_clients();
+    server.close();
+    co_await server.wait_closed();
+}
+}  // namespace
+
+// The first address ([::1], refusing) fails at once, which starts the second
+// (127.0.0.1, accepting) without waiting for the delay: with an hour's delay
+// the connection is still made at once.
+TEST(HappyEyeballs, FailedAttemptStartsTheNextAtOnce) {
+    run_test([]() -> Coro<> {
+        RefusingPort refusing("::1");
+        auto sc = asyncio::create_server([] { return std::make_shared<EchoProtocol>(); }, "127.0.0.1", 0);
+        asyncio::Server server = co_await std::move(sc);
+        asyncio::ConnectOptions opts;
+        opts.happy_eyeballs_delay = 3600.0;
+        std::vector<asyncio::AddrInfo> infos{tcp_addr("::1", refusing.port), tcp_addr("127.0.0.1", server.port())};
+        auto cc = connect_to(std::move(infos), opts);
+        std::shared_ptr<asyncio::Transport> t = co_await std::move(cc);
+        EXPECT_EQ(peer_port(t), server.port());
+        auto done = close_transport_and_server(t, server);
+        co_await std::move(done);
+    });
+}
+
+// The first address never answers (a listener with a full backlog): one
+// address after the other, the connection stays stuck on it; with a delay
+// of 0.05 s the second address is tried after 0.05 s and wins, and the
+// stalled attempt is cancelled and its socket closed (run_test counts them).
+TEST(HappyEyeballs, StalledAttemptIsOvertakenAfterTheDelay) {
+    run_test([]() -> Coro<> {
+        StalledListener stalled;
+        auto sc = asyncio::create_server([] { return std::make_shared<EchoProtocol>(); }, "::1", 0);
+        asyncio::Server server = co_await std::move(sc);
+        co_await asyncio::sleep(0.01);
+        std::vector<asyncio::AddrInfo> infos{tcp_addr("127.0.0.1", stalled.port), tcp_addr("::1", server.port())};
+
+        bool timed_out = false;  // without Happy Eyeballs: stuck on the first address
+        try {
+            auto cc = connect_to(infos, asyncio::ConnectOptions{});
+            auto wf = asyncio::wait_for(std::move(cc), 0.2);
+            co_await std::move(wf);
+        } catch (const asyncio::TimeoutError&) {
+            timed_out = true;
+        }
+        EXPECT_TRUE(timed_out);
+
+        asyncio::ConnectOptions opts;
+        opts.happy_eyeballs_delay = 0.05;
+        opts.interleave = 0;  // keep the stalled IPv4 address first
+        double t0 = asyncio::get_running_loop().time();
+        auto cc = connect_to(infos, opts);
+        std::shared_ptr<asyncio::Transport> t = co_await std::move(cc);
+        EXPECT_GE(asyncio::get_running_loop().time() - t0, 0.05);  // the second waited for the delay
+        EXPECT_EQ(peer_port(t), server.port());
+        EXPECT_EQ(std::any_cast<asyncio::SockAddr>(t->get_extra_info("peername")).family(), AF_INET6);
+        auto done = close_transport_and_server(t, server);
+        co_await std::move(done);
+    });
+}
+
+// Every address refuses: the error lists them in the order they were tried,
+// which interleave sets (Python's _interleave_addrinfos): by default with
+// Happy Eyeballs one address of each family in turn, with interleave=2 two
+// of the first family first; without Happy Eyeballs getaddrinfo's order.
+TEST(HappyEyeballs, InterleaveOrdersTheAttemptsByFamily) {
+    run_test([]() -> Coro<> {
+        RefusingPort a6("::1"), b6("::1"), c4("127.0.0.1"), d4("127.0.0.1");
+        std::vector<asyncio::AddrInfo> infos{tcp_addr("::1", a6.port), tcp_addr("::1", b6.port),
+                                             tcp_addr("127.0.0.1", c4.port), tcp_addr("127.0.0.1", d4.port)};
+        auto order_of = [&](const std::string& msg) {
+            std::vector<std::pair<std::size_t, char>> at;
+            for (auto [port, name] : {std::pair{a6.port, 'a'}, {b6.port, 'b'}, {c4.port, 'c'}, {d4.port, 'd'}})
+                at.emplace_back(msg.find(":" + std::to_string(port) + ":"), name);
+            std::sort(at.begin(), at.end());
+            std::string out;
+            for (auto& p : at)
+                if (p.first != std::string::npos) out += p.second;
+            return out;
+        };
+        std::vector<std::string> orders;
+        std::vector<std::optional<int>> interleaves{std::nullopt, 2};
+        for (std::optional<int> interleave : interleaves) {
+            asyncio::ConnectOptions opts;
+            opts.happy_eyeballs_delay = 3600.0;
+            opts.interleave = interleave;
+            try {
+                auto cc = connect_to(infos, opts);
+                co_await std::move(cc);
+                orders.push_back("connected?");
+            } catch (const asyncio::OSError& e) {
+                EXPECT_NE(std::string(e.what()).find("Multiple exceptions"), std::string::npos) << e.what();
+                orders.push_back(order_of(e.what()));
+            }
+        }
+        try {
+            auto cc = connect_to(infos, asyncio::ConnectOptions{});
+            co_await std::move(cc);
+            orders.push_back("connected?");
+        } catch (const asyncio::OSError& e) {
+            orders.push_back(order_of(e.what()));
+        }
+        EXPECT_EQ(orders, (std::vector<std::string>{"acbd", "abcd", "abcd"}));
+    });
+}
+
+// Cancelling a race with two attempts in flight cancels both and closes
+// both sockets (run_test counts the descriptors).
+TEST(HappyEyeballs, CancelledRaceClosesEveryAttempt) {
+    run_test([]() -> Coro<> {
+        StalledListener first, second;
+        co_await asyncio::sleep(0.01);
+        asyncio::ConnectOptions opts;
+        opts.happy_eyeballs_delay = 0.01;
+        std::vector<asyncio::AddrInfo> infos{tcp_addr("127.0.0.1", first.port), tcp_addr("127.0.0.1", second.port)};
+        auto t = asyncio::create_task(connect_to(infos, opts));
+        co_await asyncio::sleep(0.05);  // both attempts started
+        EXPECT_FALSE(t.done());
+        auto cc = cancel_and_await(t);
+        EXPECT_TRUE(co_await std::move(cc));
+    });
+}
+
+// The options reach create_connection() through open_connection().
+TEST(HappyEyeballs, OpenConnectionTakesTheOptions) {
+    run_test([]() -> Coro<> {
+        auto sc = asyncio::create_server([] { return std::make_shared<EchoProtocol>(); }, "127.0.0.1", 0);
+        asyncio::Server server = co_await std::move(sc);
+        asyncio::ConnectOptions opts;
+        opts.happy_eyeballs_delay = 0.25;
+        opts.interleave = 1;
+        auto oc = asyncio::open_connection("127.0.0.1", server.port(), asyncio::kDefaultLimit, opts);
+        auto [reader, writer] = co_await std::move(oc);
+        writer.write("eyeballs\n");
+        auto rc = reader.readline();
+        EXPECT_EQ(co_await std::move(rc), "eyeballs\n");
+        writer.close();
+        auto wc = writer.wait_closed();
+        co_await std::move(wc);
+        server.close();
+        co_await server.wait_closed();
+    });
 }

@@ -21,6 +21,8 @@
 
 namespace asyncio {
 
+struct AddrInfo;  // sockets.hpp
+
 /// A host and port pair, Python's `(host, port)` address tuple.
 struct HostPort {
     std::string host;
@@ -107,6 +109,17 @@ struct ConnectOptions {
     int family = 0;
     /// Bind the socket to this address first.
     std::optional<HostPort> local_addr;
+    /// Happy Eyeballs (RFC 8305), Python's happy_eyeballs_delay: seconds to
+    /// give a connection attempt before starting the next address in
+    /// parallel; an attempt that fails starts the next one at once. The first
+    /// connection made wins; the other attempts are cancelled and their
+    /// sockets closed. RFC 8305 suggests 0.25. nullopt: one address after the other.
+    std::optional<double> happy_eyeballs_delay;
+    /// Python's interleave: reorder the resolved addresses by family,
+    /// alternating families, with `interleave` addresses of the first family
+    /// first (0: keep getaddrinfo's order). nullopt: 1 with
+    /// happy_eyeballs_delay, else 0.
+    std::optional<int> interleave;
 };
 
 /// Options of create_server() / start_server().
@@ -189,6 +202,11 @@ private:
 namespace detail {
 Coro<std::shared_ptr<Transport>> create_connection(ProtocolFactory f, std::string host, int port,
                                                    ConnectOptions opts);
+// create_connection() past name resolution: connect to one of `infos` (the
+// order, interleave and Happy Eyeballs as opts say). A test seam: it makes
+// the address list deterministic where getaddrinfo's order is not.
+Coro<std::shared_ptr<Transport>> create_connection_to(ProtocolFactory f, std::vector<AddrInfo> infos,
+                                                      ConnectOptions opts);
 Coro<std::shared_ptr<Transport>> create_unix_connection(ProtocolFactory f, std::string path);
 Coro<Server> create_server(ProtocolFactory f, std::string host, int port, ServerOptions opts);
 Coro<Server> create_unix_server(ProtocolFactory f, std::string path, ServerOptions opts);
@@ -206,11 +224,13 @@ Coro<std::pair<std::shared_ptr<T>, std::shared_ptr<P>>> with_protocol(Coro<std::
 /// Open a TCP connection to host:port and attach a protocol from `factory`
 /// (a callable returning std::shared_ptr<P>); gives {transport, protocol}.
 ///
-/// Every address getaddrinfo() gives is tried in turn; TCP_NODELAY is set.
+/// Every address getaddrinfo() gives is tried in turn, or staggered with
+/// opts.happy_eyeballs_delay (Python's Happy Eyeballs); TCP_NODELAY is set.
 /// Raises: ConnectionRefusedError and other OSErrors (the last error, or an
 ///   OSError "Multiple exceptions: ..." when the addresses failed differently);
 ///   gaierror when host does not resolve.
-/// Cancellation: safe; the half-open socket is closed, no protocol is made.
+/// Cancellation: safe; every half-open socket is closed (with Happy Eyeballs
+///   the attempts in flight are cancelled and awaited), no protocol is made.
 template <class F>
 Coro<std::pair<std::shared_ptr<Transport>, std::shared_ptr<detail::protocol_of_t<F>>>> create_connection(
     F factory, std::string host, int port, ConnectOptions opts = {}) {
