@@ -110,8 +110,8 @@ EventLoop& FutureBase::loop() const {
 }
 
 void FutureBase::add_node(DoneNode* n) {
-    n->next = nullptr;
     if (done()) {
+        n->next = nullptr;
         if (!loop_) {
             dispose_node(n);
             throw RuntimeError("the event loop of this future is gone");
@@ -119,38 +119,73 @@ void FutureBase::add_node(DoneNode* n) {
         n->on_done(n, this);
         return;
     }
-    DoneNode** link = &cb_head_;
-    while (*link) link = &(*link)->next;
-    *link = n;
+    if (cb_tail_) {
+        n->next = cb_tail_->next;
+        cb_tail_->next = n;
+    } else {
+        n->next = n;
+    }
+    cb_tail_ = n;
 }
 
 bool FutureBase::remove_node(DoneNode* n) noexcept {
-    for (DoneNode** link = &cb_head_; *link; link = &(*link)->next) {
-        if (*link != n) continue;
-        *link = n->next;
-        n->next = nullptr;
-        return true;
-    }
+    if (!cb_tail_) return false;
+    DoneNode* prev = cb_tail_;
+    do {
+        DoneNode* c = prev->next;
+        if (c == n) {
+            if (c->next == c) {
+                cb_tail_ = nullptr;
+            } else {
+                prev->next = c->next;
+                if (cb_tail_ == c) cb_tail_ = prev;
+            }
+            c->next = nullptr;
+            return true;
+        }
+        prev = c;
+    } while (prev != cb_tail_);
     return false;
 }
 
 std::size_t FutureBase::remove_matching(const void* type, const void* key) {
+    // Unroll the circle into a plain list, filter it, close it again.
+    if (!cb_tail_) return 0;
+    DoneNode* head = cb_tail_->next;
+    cb_tail_->next = nullptr;
     std::size_t removed = 0;
-    DoneNode** link = &cb_head_;
-    while (DoneNode* c = *link) {
+    DoneNode* new_head = nullptr;
+    DoneNode* new_tail = nullptr;
+    for (DoneNode* c = head; c;) {
+        DoneNode* next = c->next;
         if (is_user_node(c) && static_cast<UserDoneNodeBase*>(c)->matches(c, type, key)) {
-            *link = c->next;
             dispose_node(c);
             ++removed;
         } else {
-            link = &c->next;
+            c->next = nullptr;
+            (new_tail ? new_tail->next : new_head) = c;
+            new_tail = c;
         }
+        c = next;
     }
+    if (new_tail) new_tail->next = new_head;
+    cb_tail_ = new_tail;
     return removed;
 }
 
+namespace {
+// Detach the whole list, as a null-terminated chain from the head.
+DoneNode* take_callbacks(DoneNode*& tail) noexcept {
+    if (!tail) return nullptr;
+    DoneNode* head = tail->next;
+    tail->next = nullptr;
+    tail = nullptr;
+    return head;
+}
+}  // namespace
+
 void FutureBase::schedule_callbacks() noexcept {
-    DoneNode* c = std::exchange(cb_head_, nullptr);
+    DoneNode* c = take_callbacks(cb_tail_);
     while (c) {
         DoneNode* next = c->next;
         c->next = nullptr;
@@ -229,7 +264,7 @@ void init_future(FutureBase* f, EventLoop& loop) {
 
 void future_destroyed(FutureBase* f) noexcept {
     // Free any user callbacks still registered.
-    DoneNode* c = std::exchange(f->cb_head_, nullptr);
+    DoneNode* c = take_callbacks(f->cb_tail_);
     while (c) {
         DoneNode* next = c->next;
         dispose_node(c);

@@ -439,3 +439,49 @@ TEST(FutureNeverRetrieved, NotReportedOnceLookedAt) {
     }
     EXPECT_EQ(reports, 0);
 }
+
+namespace {
+asyncio::Coro<> park_on(Future<>* f, int* woken) {
+    co_await *f;
+    ++*woken;
+}
+}  // namespace
+
+TEST(FutureAwait, HundredThousandAwaitersOfOneFutureAreWokenInOrder) {
+    // Registering an awaiter is O(1) (a circular list addressed by its
+    // tail): 100,000 awaiters used to cost O(n^2) and never finish.
+    int woken = 0;
+    run_test([&]() -> asyncio::Coro<> {
+        auto f = asyncio::get_running_loop().create_future<>();
+        std::vector<asyncio::Task<>> tasks;
+        for (int i = 0; i < 100'000; ++i) tasks.push_back(asyncio::create_task(park_on(&f, &woken)));
+        co_await asyncio::sleep(0);
+        EXPECT_EQ(woken, 0);
+        f.set_result();
+        for (auto& t : tasks) co_await t;
+    });
+    EXPECT_EQ(woken, 100'000);
+}
+
+TEST(FutureCallbacks, RemovingFromTheMiddleKeepsTheOrderOfTheRest) {
+    std::vector<int> order;
+    static std::vector<int>* sink;
+    sink = &order;
+    struct Cb {
+        static void one(Future<int>&) { sink->push_back(1); }
+        static void two(Future<int>&) { sink->push_back(2); }
+        static void three(Future<int>&) { sink->push_back(3); }
+    };
+    run_test([&]() -> asyncio::Coro<> {
+        auto f = asyncio::get_running_loop().create_future<int>();
+        f.add_done_callback(&Cb::one);
+        f.add_done_callback(&Cb::two);
+        f.add_done_callback(&Cb::three);
+        f.add_done_callback(&Cb::two);
+        EXPECT_EQ(f.remove_done_callback(&Cb::two), 2u);
+        f.add_done_callback(&Cb::two);
+        f.set_result(1);
+        co_await asyncio::sleep(0);
+    });
+    EXPECT_EQ(order, (std::vector<int>{1, 3, 2}));
+}

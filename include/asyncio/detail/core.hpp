@@ -91,7 +91,9 @@ struct FutureBase {
     // The loop's registry of live futures and tasks (intrusive, doubly linked).
     FutureBase* reg_prev_ = nullptr;
     FutureBase* reg_next_ = nullptr;
-    DoneNode* cb_head_ = nullptr;  // FIFO; appends walk it (lists are short)
+    // Done callbacks, FIFO, as a circular list addressed by its tail
+    // (tail->next is the head): O(1) append in one word.
+    DoneNode* cb_tail_ = nullptr;
     std::exception_ptr exception_;
     std::unique_ptr<FutureExtra> extra_;
     void (*destroy_)(FutureBase*) noexcept = nullptr;
