@@ -114,6 +114,8 @@ def fmt(v, metric):
         return "%.3g" % v
     if metric == "bytes_per_task":
         return "%d B" % round(v)
+    if v < 0:  # a difference of two figures, below their noise
+        return "~0 (%.1f)" % v
     if abs(v) >= 100:
         return "%d ns" % round(v)
     return "%.1f ns" % v
