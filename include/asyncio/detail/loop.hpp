@@ -355,6 +355,7 @@ private:
     void dispatch_signals();
     void run_once();
     void process_timers(double now);
+    bool timers_surely_not_due() const noexcept;
     void drain_inbox();
     void dispatch_fd(int fd, std::uint32_t events);
     void run_timer_slot(std::uint32_t slot);
