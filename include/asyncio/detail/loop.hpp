@@ -399,7 +399,6 @@ private:
 
     detail::FutureBase* registry_ = nullptr;  // live futures and tasks
     detail::TaskBase* current_task_ = nullptr;
-    EventLoop* prev_running_ = nullptr;
     std::atomic<std::thread::id> thread_id_{};
     ExceptionHandler handler_;
     std::vector<std::function<void()>> close_hooks_;
