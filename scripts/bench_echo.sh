@@ -21,12 +21,21 @@ run() {  # name, command...
     shift
     for conns in 1 50; do
         for size in 64 4096; do
-            PORT=$((PORT + 1))
-            taskset -c 0 "$@" $PORT > "$OUT/ready" 2>&1 &
-            pid=$!
-            i=0
-            while ! grep -q ready "$OUT/ready" 2>/dev/null; do
-                i=$((i + 1)); [ $i -gt 600 ] && break; sleep 0.05
+            # The ports are in the ephemeral range: a client socket of another
+            # process may hold one, and the server then dies at bind. Retry. (Match
+            # "^ready ": "address already in use" contains "ready".)
+            for try in 1 2 3 4 5; do
+                PORT=$((PORT + 1))
+                rm -f "$OUT/ready"
+                taskset -c 0 "$@" $PORT > "$OUT/ready" 2>&1 &
+                pid=$!
+                i=0
+                while ! grep -q '^ready ' "$OUT/ready" 2>/dev/null && kill -0 $pid 2>/dev/null; do
+                    i=$((i + 1)); [ $i -gt 600 ] && break; sleep 0.05
+                done
+                kill -0 $pid 2>/dev/null && break
+                wait $pid 2>/dev/null || true
+                echo "$name: server failed on port $PORT: $(head -c 200 "$OUT/ready")" >&2
             done
             b=$(awk '{print $14, $15}' /proc/$pid/stat)
             rps=$(taskset -c 1 "$OUT/loadgen" $PORT $conns $size "$SECS" || echo 0)
