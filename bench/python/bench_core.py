@@ -153,9 +153,11 @@ async def timers_100k(quick):
         when[i] = h.when() if hasattr(h, "when") else None
     await done
     m.stop(n)
-    order = [(when[i], i) for i in fired if when[i] is not None]
-    for (wa, a), (wb, b) in zip(order, order[1:]):
-        assert wa < wb + slack or (wa == wb and a < b), "timers out of order"
+    # CPython's heap compares TimerHandles by when() only: equal deadlines
+    # fire in no particular order, so only the deadline order is checked.
+    order = [when[i] for i in fired if when[i] is not None]
+    for wa, wb in zip(order, order[1:]):
+        assert wa <= wb + slack, "timers out of order"
     return m.result()
 
 
