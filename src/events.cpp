@@ -60,10 +60,12 @@ ReadyQueue::ReadyQueue() {
 
 ReadyQueue::~ReadyQueue() {
     clear();
+    release_retired();
     ::operator delete(buf_);
 }
 
 void ReadyQueue::grow() {
+    retired_.reserve(retired_.size() + 1);  // may throw: before anything changes
     std::uint64_t ncap = cap_ * 2;
     auto* nbuf = static_cast<Callback*>(::operator new(sizeof(Callback) * ncap));
     for (std::uint64_t p = head_; p != tail_; ++p) {
@@ -71,9 +73,16 @@ void ReadyQueue::grow() {
         ::new (static_cast<void*>(&nbuf[p & (ncap - 1)])) Callback(std::move(src));
         src.~Callback();
     }
-    ::operator delete(buf_);
+    // The callback running now may live in the old buffer (taken, not yet
+    // reset): keep it until the loop calls release_retired().
+    retired_.push_back(buf_);
     buf_ = nbuf;
     cap_ = ncap;
+}
+
+void ReadyQueue::release_retired_slow() noexcept {
+    for (void* p : retired_) ::operator delete(p);
+    retired_.clear();
 }
 
 bool ReadyQueue::pending(std::uint64_t pos) const noexcept {
@@ -90,7 +99,7 @@ void ReadyQueue::clear() noexcept {
     // Destroying a callback may release the last reference to a task, whose
     // frame's destructors may push again: loop until empty.
     while (head_ != tail_) {
-        Callback cb = pop();
+        Callback cb(std::move(take_front()));
         cb.reset();
     }
 }
@@ -398,8 +407,7 @@ void EventLoop::push_threadsafe(Callback&& cb) {
     }
 }
 
-void EventLoop::drain_inbox() {
-    if (!inbox_nonempty_.load(std::memory_order_acquire)) return;
+void EventLoop::drain_inbox_slow() {
     std::vector<Callback> batch;
     {
         std::lock_guard<std::mutex> lk(inbox_mu_);
@@ -653,6 +661,22 @@ void EventLoop::run_forever() {
     }
 }
 
+void EventLoop::poll_io(int timeout_ms) {
+    epoll_event events[128];
+    int n = ::epoll_wait(epfd_, events, 128, timeout_ms);
+    if (n < 0 && errno != EINTR) throw_os("epoll_wait");
+    for (int i = 0; i < n; ++i) {
+        if (events[i].data.u64 == kWakeTag) {
+            std::uint64_t v;
+            while (::read(wakefd_, &v, sizeof v) > 0) {
+            }
+            wake_pending_.store(false, std::memory_order_release);
+            continue;
+        }
+        dispatch_fd(static_cast<int>(events[i].data.u64), events[i].events);
+    }
+}
+
 void EventLoop::run_once() {
     // Drop cancelled timers at the top so they do not shorten the wait.
     while (!heap_.empty() && slots_[heap_.front().slot].state == 2) {
@@ -675,52 +699,50 @@ void EventLoop::run_once() {
     // report the cross-thread wake-up, which drain_inbox() sees through its
     // flag anyway: skip the syscall. This is what makes sleep(0) and
     // call_soon cost nanoseconds, not a syscall per iteration.
-    epoll_event events[128];
-    int n = 0;
-    if (timeout_ms != 0 || watched_fds_ > 0) {
-        n = ::epoll_wait(epfd_, events, 128, timeout_ms);
-        if (n < 0 && errno != EINTR) throw_os("epoll_wait");
-    }
-    for (int i = 0; i < n; ++i) {
-        if (events[i].data.u64 == kWakeTag) {
-            std::uint64_t v;
-            while (::read(wakefd_, &v, sizeof v) > 0) {
-            }
-            wake_pending_.store(false, std::memory_order_release);
-            continue;
-        }
-        dispatch_fd(static_cast<int>(events[i].data.u64), events[i].events);
-    }
+    if (timeout_ms != 0 || watched_fds_ > 0) poll_io(timeout_ms);
     drain_inbox();
     if (!heap_.empty() && !timers_surely_not_due()) process_timers(time());
 
-    // Run exactly the callbacks that are ready now.
-    std::size_t ntodo = ready_.size();
-    for (std::size_t i = 0; i < ntodo; ++i) {
-        Callback cb = ready_.pop();
+    // Run exactly the callbacks that are ready now, each in its slot.
+    const std::uint64_t end = ready_.tail_pos();
+    while (ready_.head_pos() != end) {
+        Callback& cb = ready_.take_front();
         if (!cb) continue;  // cancelled handle
         try {
-            if (debug_) {
-                slow_reported_ = false;
-                double t0 = time();
-                cb();
-                double dt = time() - t0;
-                if (dt >= slow_callback_duration_ && !slow_reported_) {
-                    ExceptionContext ctx;
-                    char buf[64];
-                    std::snprintf(buf, sizeof buf, "%.3f", dt);
-                    ctx.message = std::string("Executing <Handle> took ") + buf + " seconds";
-                    call_exception_handler(ctx);
-                }
+            if (debug_) [[unlikely]] {
+                run_timed(cb);
             } else {
                 cb();
             }
         } catch (...) {
-            ExceptionContext ctx;
-            ctx.message = "Exception in callback";
-            ctx.exception = std::current_exception();
-            call_exception_handler(ctx);
+            report_callback_error();
         }
+        cb.reset();
+        ready_.release_retired();
+    }
+}
+
+void EventLoop::run_timed(Callback& cb) {
+    slow_reported_ = false;
+    double t0 = time();
+    cb();
+    double dt = time() - t0;
+    if (dt >= slow_callback_duration_ && !slow_reported_) {
+        ExceptionContext ctx;
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "%.3f", dt);
+        ctx.message = std::string("Executing <Handle> took ") + buf + " seconds";
+        call_exception_handler(ctx);
+    }
+}
+
+void EventLoop::report_callback_error() noexcept {
+    try {
+        ExceptionContext ctx;
+        ctx.message = "Exception in callback";
+        ctx.exception = std::current_exception();
+        call_exception_handler(ctx);
+    } catch (...) {
     }
 }
 

@@ -320,38 +320,55 @@ void start_task(EventLoop& loop, TaskBase* t, std::coroutine_handle<> h, std::st
     t->schedule_step();
 }
 
-void TaskBase::step_thunk(void* self) { static_cast<TaskBase*>(self)->step(); }
+void TaskBase::step_thunk(void* self) { static_cast<TaskBase*>(self)->run_step(); }
 
-void TaskBase::step() {
+void TaskBase::run_step() {
+    // The common case is a pending task with no cancellation requested; the
+    // rest is out of line so this stays a small leaf-like function.
+    if (state_ != State::kPending || must_cancel_) [[unlikely]] {
+        if (!enter_step_slow()) return;
+    }
     step_scheduled_ = false;
-    if (state_ != State::kPending) return;
-    if (must_cancel_) {
-        must_cancel_ = false;
-        throw_cancel_ = true;
-    }
-    if (!started_) {
-        started_ = true;
-        if (throw_cancel_) {  // cancelled before its first step: the body never runs
-            throw_cancel_ = false;
-            exception_ = std::make_exception_ptr(CancelledError(cancel_message()));
-            finish();
-            release();
-            return;
-        }
-    }
+    started_ = true;
     EventLoop* loop = loop_;
     TaskBase* prev = loop->current_task_base();
     loop->set_current_task(this);
     link_ = std::exchange(resume_point_, nullptr);
-    if (loop->get_debug()) {
-        auto t0 = std::chrono::steady_clock::now();
-        while (link_) std::exchange(link_, nullptr).resume();
-        double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        if (dt >= loop->slow_callback_duration()) loop->note_slow_step(this, dt);
+    if (loop->get_debug()) [[unlikely]] {
+        run_timed_step(loop);
     } else {
         while (link_) std::exchange(link_, nullptr).resume();
     }
     loop->set_current_task(prev);
+    if (state_ != State::kPending || must_cancel_) [[unlikely]] leave_step_slow();
+}
+
+bool TaskBase::enter_step_slow() {
+    step_scheduled_ = false;
+    if (state_ != State::kPending) return false;
+    // must_cancel_: the cancellation is raised at the co_await the task
+    // resumes from.
+    must_cancel_ = false;
+    throw_cancel_ = true;
+    if (!started_) {  // cancelled before its first step: the body never runs
+        started_ = true;
+        throw_cancel_ = false;
+        exception_ = std::make_exception_ptr(CancelledError(cancel_message()));
+        finish();
+        release();
+        return false;
+    }
+    return true;
+}
+
+void TaskBase::run_timed_step(EventLoop* loop) {
+    auto t0 = std::chrono::steady_clock::now();
+    while (link_) std::exchange(link_, nullptr).resume();
+    double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (dt >= loop->slow_callback_duration()) loop->note_slow_step(this, dt);
+}
+
+void TaskBase::leave_step_slow() {
     if (state_ != State::kPending) {
         release();  // the loop's reference: may destroy the frame
         return;

@@ -130,6 +130,63 @@ TEST(CallSoon, HandleCancelAfterRunIsHarmless) {
 
 // ---- timers ---------------------------------------------------------------------
 
+// The loop runs a callback in its ready-queue slot. A callback that pushes
+// enough work to make the queue grow, or to fill it up to its own slot, must
+// still find its captured state intact after the pushes (ASan turns a freed
+// or overwritten slot into a failure here).
+TEST(CallSoon, CallbackThatGrowsTheQueueKeepsItsState) {
+    EventLoop loop;
+    Log log;
+    int ran = 0;
+    std::string tag = "captured state that lives in the callback's slot";
+    loop.call_soon([&loop, &log, &ran, tag] {
+        for (int i = 0; i < 5000; ++i) loop.call_soon([&ran] { ++ran; });
+        log.push_back(tag);  // read after the queue grew several times
+    });
+    run_briefly(loop);
+    run_briefly(loop);  // the pushed ones run on the next iteration
+    EXPECT_EQ(log, (Log{tag}));
+    EXPECT_EQ(ran, 5000);
+}
+
+TEST(CallSoon, CallbackThatFillsTheQueueUpToItsSlotKeepsItsState) {
+    // The ring holds 1024 entries at first. From a callback that sits
+    // mid-ring, push just enough for the tail to come round to its own slot
+    // (1023 pushes) but not so many that the ring grows past it. The
+    // callable is small (stored inline in the slot): if a push overwrote
+    // the slot, the tag read afterwards and the overwriting callback would
+    // both be lost.
+    EventLoop loop;
+    std::vector<int> log;
+    int ran = 0;
+    for (int round = 0; round < 3; ++round) {
+        for (int i = 0; i < 700; ++i) loop.call_soon([&ran] { ++ran; });
+        loop.call_soon([&loop, &log, &ran, round] {
+            for (int i = 0; i < 1023; ++i) loop.call_soon([&ran] { ++ran; });
+            log.push_back(round);
+        });
+        run_briefly(loop);
+        run_briefly(loop);
+    }
+    EXPECT_EQ(log, (std::vector<int>{0, 1, 2}));
+    EXPECT_EQ(ran, 3 * (700 + 1023));
+}
+
+TEST(CallSoon, CancellingTheRunningCallbacksHandleIsHarmless) {
+    // While it runs, a callback's handle is no longer pending: cancelling
+    // it must not drop the callback scheduled right after it.
+    EventLoop loop;
+    Log log;
+    asyncio::Handle self;
+    self = loop.call_soon([&] {
+        self.cancel();
+        log.push_back("first");
+    });
+    loop.call_soon([&] { log.push_back("second"); });
+    run_briefly(loop);
+    EXPECT_EQ(log, (Log{"first", "second"}));
+}
+
 TEST(CallLater, FiresInDeadlineOrder) {
     EventLoop loop;
     Log log;

@@ -68,6 +68,19 @@ public:
         };
     }
 
+    /// Fn(ctx) with Fn known at compile time: one indirect call, not two.
+    template <void (*Fn)(void*)>
+    static Callback bind(void* ctx) noexcept {
+        Callback cb;
+        std::memcpy(cb.buf_, &ctx, sizeof ctx);
+        cb.invoke_ = [](void* p) {
+            void* c;
+            std::memcpy(&c, p, sizeof c);
+            Fn(c);
+        };
+        return cb;
+    }
+
     Callback(Callback&& o) noexcept { take(o); }
     Callback& operator=(Callback&& o) noexcept {
         if (this != &o) {

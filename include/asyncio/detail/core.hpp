@@ -167,8 +167,13 @@ struct TaskBase : FutureBase {
 
     /// Put this task's next step on the loop's ready queue.
     void schedule_step();
+    /// Run one step (self is the TaskBase): what the ready queue calls.
     static void step_thunk(void* self);
-    void step();
+    void step() { run_step(); }
+    void run_step();
+    bool enter_step_slow();
+    void run_timed_step(EventLoop* loop);
+    void leave_step_slow();
     /// Called at the root coroutine's final suspend.
     void finish() noexcept;
 

@@ -40,6 +40,12 @@ inline double to_seconds(double s) { return s; }
 // Ready queue: a ring of callbacks addressed by absolute position, so that a
 // Handle can cancel its entry in O(1) until it runs. Grows by doubling; never
 // allocates in the steady state.
+//
+// The loop runs each callback in its slot (take_front(), run it, reset it),
+// without moving it out. Two rules keep the slot valid while its callable
+// runs and pushes more work: the ring grows one entry early, so a push never
+// wraps onto the slot just taken; and a buffer replaced by grow() is kept
+// until release_retired(), which the loop calls after each callback.
 class ReadyQueue {
 public:
     ReadyQueue();
@@ -48,16 +54,19 @@ public:
     ReadyQueue& operator=(const ReadyQueue&) = delete;
 
     std::uint64_t push(Callback&& cb) {
-        if (tail_ - head_ == cap_) grow();
+        if (tail_ - head_ >= cap_ - 1) grow();
         std::uint64_t pos = tail_++;
         ::new (static_cast<void*>(&buf_[pos & (cap_ - 1)])) Callback(std::move(cb));
         return pos;
     }
-    Callback pop() {
-        Callback& slot = buf_[head_++ & (cap_ - 1)];
-        Callback out(std::move(slot));
-        slot.~Callback();
-        return out;
+    /// The oldest entry, no longer pending (Handle::cancel() has no effect on
+    /// it from now on). The caller runs it if it is set, then resets it.
+    Callback& take_front() noexcept { return buf_[head_++ & (cap_ - 1)]; }
+    std::uint64_t head_pos() const noexcept { return head_; }
+    std::uint64_t tail_pos() const noexcept { return tail_; }
+    /// Free the buffers grow() replaced (none may be in use by a running callback).
+    void release_retired() noexcept {
+        if (!retired_.empty()) release_retired_slow();
     }
     std::size_t size() const noexcept { return static_cast<std::size_t>(tail_ - head_); }
     bool empty() const noexcept { return head_ == tail_; }
@@ -67,10 +76,12 @@ public:
 
 private:
     void grow();
+    void release_retired_slow() noexcept;
     Callback* buf_ = nullptr;
     std::uint64_t cap_ = 0;
     std::uint64_t head_ = 0;
     std::uint64_t tail_ = 0;
+    std::vector<void*> retired_;  // buffers replaced by grow(), freed by release_retired()
 };
 
 struct FdEntry;
@@ -354,9 +365,15 @@ private:
     void set_signal_handler(int sig, detail::Callback&& cb);
     void dispatch_signals();
     void run_once();
+    void poll_io(int timeout_ms);
+    void run_timed(detail::Callback& cb);
+    void report_callback_error() noexcept;
     void process_timers(double now);
     bool timers_surely_not_due() const noexcept;
-    void drain_inbox();
+    void drain_inbox() {
+        if (inbox_nonempty_.load(std::memory_order_acquire)) [[unlikely]] drain_inbox_slow();
+    }
+    void drain_inbox_slow();
     void dispatch_fd(int fd, std::uint32_t events);
     void run_timer_slot(std::uint32_t slot);
     void rebuild_heap();
@@ -463,7 +480,7 @@ inline FdReady EventLoop::wait_writable(int fd) { return FdReady(this, fd, false
 namespace detail {
 inline void TaskBase::schedule_step() {
     step_scheduled_ = true;
-    loop_->push_ready(Callback(&TaskBase::step_thunk, this));
+    loop_->push_ready(Callback::bind<&TaskBase::step_thunk>(this));
 }
 }  // namespace detail
 
