@@ -220,8 +220,8 @@ void EventLoop::teardown_tasks() noexcept {
         t->loop_ = nullptr;
         t->release();
     }
-    while (registry_) {
-        detail::FutureBase* f = registry_;
+    while (registry_.reg_next_ != &registry_) {
+        auto* f = static_cast<detail::FutureBase*>(registry_.reg_next_);
         unregister_future(f);
         f->loop_ = nullptr;
     }
@@ -241,30 +241,13 @@ void EventLoop::check_thread() const {
 
 // ---- registry ------------------------------------------------------------------
 
-void EventLoop::register_future(detail::FutureBase* f) noexcept {
-    f->reg_prev_ = nullptr;
-    f->reg_next_ = registry_;
-    if (registry_) registry_->reg_prev_ = f;
-    registry_ = f;
-    f->registered_ = true;
-}
-
-void EventLoop::unregister_future(detail::FutureBase* f) noexcept {
-    if (!f->registered_) return;
-    if (f->reg_prev_)
-        f->reg_prev_->reg_next_ = f->reg_next_;
-    else
-        registry_ = f->reg_next_;
-    if (f->reg_next_) f->reg_next_->reg_prev_ = f->reg_prev_;
-    f->reg_prev_ = f->reg_next_ = nullptr;
-    f->registered_ = false;
-}
-
 std::vector<detail::TaskBase*> EventLoop::pending_tasks() const {
     std::vector<detail::TaskBase*> out;
-    for (detail::FutureBase* f = registry_; f; f = f->reg_next_)
+    // Linked at the tail: the list is in creation order.
+    for (const detail::RegLink* l = registry_.reg_next_; l != &registry_; l = l->reg_next_) {
+        auto* f = static_cast<detail::FutureBase*>(const_cast<detail::RegLink*>(l));
         if (f->is_task_ && !f->done()) out.push_back(static_cast<detail::TaskBase*>(f));
-    std::reverse(out.begin(), out.end());  // creation order
+    }
     return out;
 }
 

@@ -70,7 +70,8 @@ thread_local PoolsGuard t_guard;
 
 inline std::size_t class_of(std::size_t n) { return (n + kGranule - 1) / kGranule - 1; }
 
-FreeBlock* refill(std::size_t c) {
+// Out of line so the hot paths below stay small leaf functions.
+[[gnu::noinline]] FreeBlock* refill(std::size_t c) {
     (void)&t_guard;  // odr-use: registers the thread-exit guard
     const std::size_t block = (c + 1) * kGranule;
     const std::size_t count = kSlabBytes / block;
@@ -91,20 +92,24 @@ FreeBlock* refill(std::size_t c) {
     return reinterpret_cast<FreeBlock*>(slab);
 }
 
+[[gnu::noinline]] void* heap_alloc(std::size_t n) {
+    void* p = std::malloc(n);
+    if (!p) throw std::bad_alloc();
+    return p;
+}
+
 }  // namespace
 
 void* frame_alloc(std::size_t n) {
     if (kPool && n <= kMaxPooled && !t_pools_dead) {
         std::size_t c = class_of(n);
-        if (FreeBlock* b = t_heads[c]) {
+        if (FreeBlock* b = t_heads[c]) [[likely]] {
             t_heads[c] = b->next;
             return b;
         }
         return refill(c);
     }
-    void* p = std::malloc(n);
-    if (!p) throw std::bad_alloc();
-    return p;
+    return heap_alloc(n);
 }
 
 void frame_free(void* p, std::size_t n) noexcept {

@@ -81,26 +81,39 @@ void destroy_one(const Doomed& d) noexcept {
     }
 }
 
-void destroy_outermost(Doomed first) noexcept {
-    if (t_destroying) {
-        if (!push_doomed(first)) destroy_one(first);  // out of memory: recurse
-        return;
-    }
-    t_destroying = true;
-    destroy_one(first);
-    if (t_doomed_size) {
-        while (t_doomed_size) destroy_one(t_doomed[--t_doomed_size]);
-        std::free(t_doomed);
-        t_doomed = nullptr;
-        t_doomed_cap = 0;
-    }
-    t_destroying = false;
+[[gnu::noinline]] void drain_doomed() noexcept {
+    while (t_doomed_size) destroy_one(t_doomed[--t_doomed_size]);
+    std::free(t_doomed);
+    t_doomed = nullptr;
+    t_doomed_cap = 0;
+}
+
+[[gnu::noinline]] void defer_destruction(Doomed d) noexcept {
+    if (!push_doomed(d)) destroy_one(d);  // out of memory: recurse
 }
 }  // namespace
 
-void FutureBase::destroy() noexcept { destroy_outermost(Doomed{this, true}); }
+void FutureBase::destroy() noexcept {
+    if (t_destroying) [[unlikely]] {
+        defer_destruction(Doomed{this, true});
+        return;
+    }
+    t_destroying = true;
+    destroy_(this);
+    if (t_doomed_size) [[unlikely]] drain_doomed();
+    t_destroying = false;
+}
 
-void destroy_coroutine(std::coroutine_handle<> h) noexcept { destroy_outermost(Doomed{h.address(), false}); }
+void destroy_coroutine(std::coroutine_handle<> h) noexcept {
+    if (t_destroying) [[unlikely]] {
+        defer_destruction(Doomed{h.address(), false});
+        return;
+    }
+    t_destroying = true;
+    h.destroy();
+    if (t_doomed_size) [[unlikely]] drain_doomed();
+    t_destroying = false;
+}
 
 // ---- FutureBase ---------------------------------------------------------
 
@@ -109,23 +122,13 @@ EventLoop& FutureBase::loop() const {
     return *loop_;
 }
 
-void FutureBase::add_node(DoneNode* n) {
-    if (done()) {
-        n->next = nullptr;
-        if (!loop_) {
-            dispose_node(n);
-            throw RuntimeError("the event loop of this future is gone");
-        }
-        n->on_done(n, this);
-        return;
+void FutureBase::add_node_to_done(DoneNode* n) {
+    n->next = nullptr;
+    if (!loop_) {
+        dispose_node(n);
+        throw RuntimeError("the event loop of this future is gone");
     }
-    if (cb_tail_) {
-        n->next = cb_tail_->next;
-        cb_tail_->next = n;
-    } else {
-        n->next = n;
-    }
-    cb_tail_ = n;
+    n->on_done(n, this);
 }
 
 bool FutureBase::remove_node(DoneNode* n) noexcept {
@@ -183,16 +186,6 @@ DoneNode* take_callbacks(DoneNode*& tail) noexcept {
     return head;
 }
 }  // namespace
-
-void FutureBase::schedule_callbacks() noexcept {
-    DoneNode* c = take_callbacks(cb_tail_);
-    while (c) {
-        DoneNode* next = c->next;
-        c->next = nullptr;
-        c->on_done(c, this);
-        c = next;
-    }
-}
 
 bool FutureBase::cancel(const std::string* msg) {
     if (is_task_) return static_cast<TaskBase*>(this)->task_cancel(msg);
@@ -262,7 +255,7 @@ void init_future(FutureBase* f, EventLoop& loop) {
     loop.register_future(f);
 }
 
-void future_destroyed(FutureBase* f) noexcept {
+void future_destroyed_slow(FutureBase* f) noexcept {
     // Free any user callbacks still registered.
     DoneNode* c = take_callbacks(f->cb_tail_);
     while (c) {
@@ -288,7 +281,7 @@ void future_destroyed(FutureBase* f) noexcept {
         ctx.task = f->repr();
         f->loop_->call_exception_handler(ctx);
     }
-    if (f->loop_ && f->registered_) f->loop_->unregister_future(f);
+    if (f->loop_) f->loop_->unregister_future(f);
 }
 
 // ---- TaskBase -----------------------------------------------------------
@@ -383,6 +376,15 @@ void TaskBase::leave_step_slow() {
 }
 
 void TaskBase::finish() noexcept {
+    if (exception_ || must_cancel_) [[unlikely]] {
+        finish_slow();
+        return;
+    }
+    state_ = State::kFinished;
+    schedule_callbacks();
+}
+
+void TaskBase::finish_slow() noexcept {
     if (exception_) {
         try {
             std::rethrow_exception(exception_);

@@ -72,13 +72,13 @@ public:
     template <void (*Fn)(void*)>
     static Callback bind(void* ctx) noexcept {
         Callback cb;
-        std::memcpy(cb.buf_, &ctx, sizeof ctx);
-        cb.invoke_ = [](void* p) {
-            void* c;
-            std::memcpy(&c, p, sizeof c);
-            Fn(c);
-        };
+        cb.set_bound<Fn>(ctx);
         return cb;
+    }
+    /// Construct bind<Fn>(ctx) in raw storage, without a temporary.
+    template <void (*Fn)(void*)>
+    static void emplace_bound(void* where, void* ctx) noexcept {
+        (::new (where) Callback())->set_bound<Fn>(ctx);
     }
 
     Callback(Callback&& o) noexcept { take(o); }
@@ -105,6 +105,16 @@ public:
     }
 
 private:
+    template <void (*Fn)(void*)>
+    void set_bound(void* ctx) noexcept {
+        std::memcpy(buf_, &ctx, sizeof ctx);
+        invoke_ = [](void* p) {
+            void* c;
+            std::memcpy(&c, p, sizeof c);
+            Fn(c);
+        };
+    }
+
     void take(Callback& o) noexcept {
         invoke_ = o.invoke_;
         manage_ = o.manage_;

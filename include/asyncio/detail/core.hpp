@@ -84,13 +84,31 @@ struct FutureExtra {
     bool has_name = false;
 };
 
-struct FutureBase {
+/// A link in the loop's registry of live futures and tasks: a circular
+/// doubly linked list through a sentinel owned by the loop, so linking and
+/// unlinking are a few stores with no branch. Unlinked: next == nullptr.
+struct RegLink {
+    RegLink* reg_prev_ = nullptr;
+    RegLink* reg_next_ = nullptr;
+
+    bool linked() const noexcept { return reg_next_ != nullptr; }
+    void link_before(RegLink* pos) noexcept {
+        reg_next_ = pos;
+        reg_prev_ = pos->reg_prev_;
+        pos->reg_prev_->reg_next_ = this;
+        pos->reg_prev_ = this;
+    }
+    void unlink() noexcept {
+        reg_prev_->reg_next_ = reg_next_;
+        reg_next_->reg_prev_ = reg_prev_;
+        reg_prev_ = reg_next_ = nullptr;
+    }
+};
+
+struct FutureBase : RegLink {
     enum class State : std::uint8_t { kPending, kCancelled, kFinished };
 
     EventLoop* loop_ = nullptr;
-    // The loop's registry of live futures and tasks (intrusive, doubly linked).
-    FutureBase* reg_prev_ = nullptr;
-    FutureBase* reg_next_ = nullptr;
     // Done callbacks, FIFO, as a circular list addressed by its tail
     // (tail->next is the head): O(1) append in one word.
     DoneNode* cb_tail_ = nullptr;
@@ -101,7 +119,6 @@ struct FutureBase {
     State state_ = State::kPending;
     bool log_traceback_ : 1 = false;  // an exception nobody has looked at yet
     bool is_task_ : 1 = false;
-    bool registered_ : 1 = false;
     // TaskBase's flags, kept here so a task's state packs into one word.
     bool must_cancel_ : 1 = false;
     bool throw_cancel_ : 1 = false;  // the awaiter being resumed raises CancelledError
@@ -125,12 +142,37 @@ struct FutureBase {
 
     EventLoop& loop() const;  // RuntimeError once the loop is gone
 
-    void add_node(DoneNode* n);
+    /// Register n (FIFO); on a done future n is scheduled at once.
+    void add_node(DoneNode* n) {
+        if (done()) [[unlikely]] {
+            add_node_to_done(n);
+            return;
+        }
+        if (cb_tail_) {
+            n->next = cb_tail_->next;
+            cb_tail_->next = n;
+        } else {
+            n->next = n;
+        }
+        cb_tail_ = n;
+    }
+    void add_node_to_done(DoneNode* n);
     /// Unlink n if it is still registered; true if it was.
     bool remove_node(DoneNode* n) noexcept;
     std::size_t remove_matching(const void* type, const void* key);
     /// Complete: detach every node in order and let each schedule itself.
-    void schedule_callbacks() noexcept;
+    void schedule_callbacks() noexcept {
+        if (!cb_tail_) return;
+        DoneNode* c = cb_tail_->next;  // the head
+        cb_tail_->next = nullptr;
+        cb_tail_ = nullptr;
+        while (c) {
+            DoneNode* next = c->next;
+            c->next = nullptr;
+            c->on_done(c, this);
+            c = next;
+        }
+    }
 
     /// Future.cancel() or Task.cancel(), whichever this is.
     bool cancel(const std::string* msg);
@@ -176,6 +218,7 @@ struct TaskBase : FutureBase {
     void leave_step_slow();
     /// Called at the root coroutine's final suspend.
     void finish() noexcept;
+    void finish_slow() noexcept;
 
     bool task_cancel(const std::string* msg);
     int uncancel() noexcept;

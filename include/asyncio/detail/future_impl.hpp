@@ -118,7 +118,16 @@ struct FutureState : FutureBase, ValueSlot<T> {
     static void operator delete(void* p, std::size_t n) noexcept { frame_free(p, n); }
 };
 
-void future_destroyed(FutureBase* f) noexcept;  // reports, unregisters
+void future_destroyed_slow(FutureBase* f) noexcept;
+/// A future or task is being freed: free its leftover callbacks, report an
+/// exception nobody retrieved or a pending task, leave the registry.
+inline void future_destroyed(FutureBase* f) noexcept {
+    if (!f->cb_tail_ && !f->log_traceback_ && f->state_ != FutureBase::State::kPending) [[likely]] {
+        if (f->linked()) f->unlink();
+        return;
+    }
+    future_destroyed_slow(f);
+}
 void init_future(FutureBase* f, EventLoop& loop);
 
 template <class T>

@@ -59,6 +59,14 @@ public:
         ::new (static_cast<void*>(&buf_[pos & (cap_ - 1)])) Callback(std::move(cb));
         return pos;
     }
+    /// push(Callback::bind<Fn>(ctx)) without the temporary.
+    template <void (*Fn)(void*)>
+    std::uint64_t push_bound(void* ctx) {
+        if (tail_ - head_ >= cap_ - 1) grow();
+        std::uint64_t pos = tail_++;
+        Callback::emplace_bound<Fn>(&buf_[pos & (cap_ - 1)], ctx);
+        return pos;
+    }
     /// The oldest entry, no longer pending (Handle::cancel() has no effect on
     /// it from now on). The caller runs it if it is set, then resets it.
     Callback& take_front() noexcept { return buf_[head_++ & (cap_ - 1)]; }
@@ -330,8 +338,14 @@ public:
 
     // ---- internals used by the library's own templates ------------------
     void push_ready(detail::Callback&& cb) { ready_.push(std::move(cb)); }
-    void register_future(detail::FutureBase* f) noexcept;
-    void unregister_future(detail::FutureBase* f) noexcept;
+    template <void (*Fn)(void*)>
+    void push_ready_bound(void* ctx) {
+        ready_.push_bound<Fn>(ctx);
+    }
+    void register_future(detail::FutureBase* f) noexcept { f->link_before(&registry_); }
+    void unregister_future(detail::FutureBase* f) noexcept {
+        if (f->linked()) f->unlink();
+    }
     detail::TaskBase* current_task_base() const noexcept { return current_task_; }
     void set_current_task(detail::TaskBase* t) noexcept { current_task_ = t; }
     bool cancel_timer(std::uint32_t slot, std::uint32_t gen) noexcept;
@@ -414,7 +428,7 @@ private:
     std::atomic<bool> wake_pending_{false};
     std::atomic<bool> closed_flag_{false};
 
-    detail::FutureBase* registry_ = nullptr;  // live futures and tasks
+    detail::RegLink registry_{&registry_, &registry_};  // live futures and tasks (sentinel)
     detail::TaskBase* current_task_ = nullptr;
     std::atomic<std::thread::id> thread_id_{};
     ExceptionHandler handler_;
@@ -480,7 +494,7 @@ inline FdReady EventLoop::wait_writable(int fd) { return FdReady(this, fd, false
 namespace detail {
 inline void TaskBase::schedule_step() {
     step_scheduled_ = true;
-    loop_->push_ready(Callback::bind<&TaskBase::step_thunk>(this));
+    loop_->push_ready_bound<&TaskBase::step_thunk>(this);
 }
 }  // namespace detail
 

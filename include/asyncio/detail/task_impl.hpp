@@ -71,7 +71,7 @@ public:
 private:
     static void destroy_frame(FutureBase* f) noexcept {
         auto* p = static_cast<Promise*>(static_cast<TaskBase*>(f));
-        if (p->registered_) future_destroyed(f);
+        if (p->linked()) future_destroyed(f);
         p->handle().destroy();
     }
 };
