@@ -114,7 +114,7 @@ Coro<bool> Condition::wait() {
     lock_->release();
     std::exception_ptr err;
     {
-        detail::ListWait<void> notified(&waiters_, this, kName, false);
+        detail::ListWait<void, &detail::kConditionName> notified(&waiters_, this, false);
         try {
             co_await notified;
         } catch (...) {

@@ -249,9 +249,9 @@ void schedule_user_node(DoneNode* n, FutureBase* fut) {
 }
 
 void init_future(FutureBase* f, EventLoop& loop) {
+    f->refs_ = 1;  // the handle's: if this throws, its release frees the state
     if (loop.is_closed()) throw RuntimeError("Event loop is closed");
     f->loop_ = &loop;
-    f->refs_ = 1;
     loop.register_future(f);
 }
 
@@ -307,9 +307,14 @@ void start_task(EventLoop& loop, TaskBase* t, std::coroutine_handle<> h, std::st
     t->task_ = t;
     t->refs_ = 2;  // the loop's (while pending) and the returned handle's
     t->id_ = next_task_id();
-    if (name) t->set_name(std::move(*name));
     t->resume_point_ = h;
-    loop.register_future(t);
+    try {
+        if (name) [[unlikely]] t->set_name(std::move(*name));
+        loop.register_future(t);
+    } catch (...) {  // out of memory: nothing is scheduled, nothing leaks
+        h.destroy();
+        throw;
+    }
     t->schedule_step();
 }
 

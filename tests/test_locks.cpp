@@ -265,6 +265,66 @@ TEST(Lock, UncontendedUseDoesNotBindToALoop) {
 
 // ---- Event -----------------------------------------------------------------------
 
+// A wait binds the primitive to its loop; a wait from another loop raises
+// RuntimeError naming the primitive's Python class (the waits keep the
+// primitive in their list and the name in their type, see ListWait).
+template <class Wait>
+asyncio::Coro<> wait_expecting_wrong_loop(Wait* wait, std::string* what) {
+    try {
+        co_await (*wait)();
+    } catch (const asyncio::RuntimeError& e) {
+        *what = e.what();
+    }
+}
+
+TEST(Event, WaitFromASecondLoopRaisesNamingEvent) {
+    asyncio::Event ev;
+    auto wait = [&ev]() { return ev.wait(); };
+    // First loop: a wait that suspends binds the event (then is cancelled).
+    run_test([&]() -> asyncio::Coro<> {
+        auto t = asyncio::create_task(wait_expecting_wrong_loop(&wait, nullptr));
+        co_await asyncio::sleep(0);
+        t.cancel();
+        try {
+            co_await t;
+        } catch (const asyncio::CancelledError&) {
+        }
+    });
+    std::string what;
+    run_test([&]() -> asyncio::Coro<> { co_await wait_expecting_wrong_loop(&wait, &what); });
+    EXPECT_EQ(what, "<asyncio.locks.Event object> is bound to a different event loop");
+}
+
+TEST(Condition, WaitFromASecondLoopRaisesNamingCondition) {
+    asyncio::Condition cond;
+    std::string what;
+    run_test([&]() -> asyncio::Coro<> {
+        auto guard = co_await cond;
+        auto t = asyncio::create_task([](asyncio::Condition* c) -> asyncio::Coro<> {
+            auto g = co_await *c;
+            co_await c->wait();
+        }(&cond));
+        guard.release();
+        co_await asyncio::sleep(0);
+        co_await asyncio::sleep(0);
+        t.cancel();
+        try {
+            co_await t;
+        } catch (const asyncio::CancelledError&) {
+        }
+    });
+    run_test([&]() -> asyncio::Coro<> {
+        auto guard = co_await cond;
+        try {
+            co_await cond.wait();
+        } catch (const asyncio::RuntimeError& e) {
+            what = e.what();
+        }
+    });
+    EXPECT_EQ(what, "<asyncio.locks.Condition object> is bound to a different event loop");
+}
+
+
 asyncio::Coro<> event_waiter(asyncio::Event* ev, Log* log, std::string name) {
     bool r = co_await ev->wait();
     EXPECT_TRUE(r);

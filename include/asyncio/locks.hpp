@@ -92,19 +92,29 @@ private:
 };
 
 /// Wait on a WaitList until woken (Event.wait, Condition's inner wait, Queue.join).
-template <class R>
+///
+/// As small as a WaitNode (100,000 tasks waiting on one Event is a memory
+/// benchmark): the list goes in the node's `list`, the owner in the list,
+/// the owner's name (for the wrong-loop error) in the type.
+template <class R, const char* const* Name>
 class ListWait : WaitNode {
 public:
-    ListWait(WaitList* list, LoopBound* owner, const char* name, bool ready) noexcept
-        : list_(list), owner_(owner), name_(name), ready_(ready) {}
-    ListWait(ListWait&&) noexcept = default;
+    ListWait(WaitList* l, LoopBound* owner, bool ready) noexcept {
+        list = l;
+        l->set_owner(owner);
+        ready_ = ready;
+    }
+    ListWait(ListWait&& o) noexcept : WaitNode(std::move(o)) {
+        list = o.list;
+        ready_ = o.ready_;
+    }
 
     bool await_ready() const noexcept { return ready_; }
     template <class P>
     void await_suspend(std::coroutine_handle<P> h) {
         TaskBase* t = h.promise().task_;
-        owner_->bind(*t->loop_, name_);
-        suspend_in(*list_, t, h);
+        list->owner()->bind(*t->loop_, *Name);
+        suspend_in(*list, t, h);
     }
     R await_resume() {
         if (task) task->check_cancel();
@@ -112,11 +122,13 @@ public:
     }
 
 private:
-    WaitList* list_;
-    LoopBound* owner_;
-    const char* name_;
-    bool ready_;
+    bool ready_;  // fits in WaitNode's tail padding
 };
+
+// The names of the primitives whose waits are ListWaits (namespace-scope
+// constants: usable as template arguments before the class is complete).
+inline constexpr const char* kEventName = "asyncio.locks.Event";
+inline constexpr const char* kConditionName = "asyncio.locks.Condition";
 
 }  // namespace detail
 
@@ -206,14 +218,18 @@ public:
     /// Returns at once if it is set already.
     /// Raises: RuntimeError if the event is bound to another loop.
     /// Cancellation: safe; nothing to give back.
-    detail::ListWait<bool> wait() noexcept { return detail::ListWait<bool>(&waiters_, this, kName, value_); }
+    detail::ListWait<bool, &detail::kEventName> wait() noexcept {
+        return detail::ListWait<bool, &detail::kEventName>(&waiters_, this, value_);
+    }
 
-    static constexpr const char* kName = "asyncio.locks.Event";
+    static constexpr const char* kName = detail::kEventName;
 
 private:
     template <class T>
     friend class Queue;
-    detail::ListWait<void> wait_void() noexcept { return detail::ListWait<void>(&waiters_, this, kName, value_); }
+    detail::ListWait<void, &detail::kEventName> wait_void() noexcept {
+        return detail::ListWait<void, &detail::kEventName>(&waiters_, this, value_);
+    }
 
     detail::WaitList waiters_;
     bool value_ = false;
@@ -278,7 +294,7 @@ public:
     /// Wake every waiter (Python's Condition.notify_all()). Raises as notify().
     void notify_all() { notify(static_cast<std::ptrdiff_t>(waiters_.size())); }
 
-    static constexpr const char* kName = "asyncio.locks.Condition";
+    static constexpr const char* kName = detail::kConditionName;
 
 private:
     void notify_waiters(std::ptrdiff_t n);

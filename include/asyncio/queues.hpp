@@ -170,7 +170,7 @@ public:
     ///
     /// Returns at once when nothing is unfinished.
     /// Cancellation: safe; nothing to give back.
-    detail::ListWait<void> join() noexcept { return finished_.wait_void(); }
+    auto join() noexcept { return finished_.wait_void(); }
 
     /// Shut the queue down (Python 3.13's Queue.shutdown()): put() and
     /// put_nowait() raise QueueShutDown, get() raises it once the queue is

@@ -30,6 +30,7 @@
 namespace asyncio::detail {
 
 class WaitList;
+class LoopBound;
 
 /// A waiter: embed one in an awaiter (a private base). Its cancel hook is
 /// the common one (unlink if still queued); moving gives a fresh node, which
@@ -103,7 +104,13 @@ public:
     /// Is n (queued here at some point) still in this list?
     bool in_list(const WaitNode* n) const noexcept { return n->linked && n->gen == gen_; }
 
+    /// The primitive this list belongs to (set by the awaiters that use it,
+    /// so a waiter needs no pointer of its own to bind the primitive).
+    void set_owner(LoopBound* o) noexcept { owner_ = o; }
+    LoopBound* owner() const noexcept { return owner_; }
+
 private:
+    LoopBound* owner_ = nullptr;
     WaitNode* head_ = nullptr;
     WaitNode* tail_ = nullptr;
     std::size_t size_ = 0;
