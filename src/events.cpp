@@ -265,16 +265,17 @@ TimerHandle EventLoop::add_timer(double when, Callback&& cb) {
     if (closed_) throw RuntimeError("Event loop is closed");
     if (std::isnan(when)) throw ValueError("timer deadline is NaN");
     if (timer_seq_ > 0xffffffffu) renumber_timers();
+    heap_.reserve_one();  // nothing below throws
     std::uint32_t slot;
     if (!free_slots_.empty()) {
-        slot = free_slots_.back();
-        free_slots_.pop_back();
+        slot = free_slots_.take();
     } else {
         slot = static_cast<std::uint32_t>(slots_.size());
+        free_slots_.resize(slots_.size() + 1);
         slots_.emplace_back();
     }
     TimerSlot& s = slots_[slot];
-    s.cb = std::move(cb);
+    s.cb() = std::move(cb);
     s.state = 1;
     heap_.push(detail::TimerEntry{detail::deadline_key(when), timer_seq_++ << 32 | slot});
     ++live_timers_;
@@ -293,7 +294,7 @@ void EventLoop::renumber_timers() {
 void EventLoop::free_timer_slot(std::uint32_t slot) noexcept {
     slots_[slot].state = 0;
     ++slots_[slot].gen;
-    free_slots_.push_back(slot);
+    free_slots_.add(slot);
 }
 
 bool EventLoop::cancel_timer(std::uint32_t slot, std::uint32_t gen) noexcept {
@@ -302,7 +303,7 @@ bool EventLoop::cancel_timer(std::uint32_t slot, std::uint32_t gen) noexcept {
     if (s.gen != gen) return false;
     if (s.state == 1) {
         s.state = 2;
-        s.cb.reset();
+        s.cb().reset();
         --live_timers_;
         ++cancelled_in_heap_;
         if (cancelled_in_heap_ > 100 && cancelled_in_heap_ * 2 > heap_.size()) rebuild_heap();
@@ -310,7 +311,7 @@ bool EventLoop::cancel_timer(std::uint32_t slot, std::uint32_t gen) noexcept {
     }
     if (s.state == 3) {  // expired, waiting in the ready queue
         s.state = 2;
-        s.cb.reset();
+        s.cb().reset();
         return true;
     }
     return false;
@@ -347,10 +348,17 @@ bool EventLoop::timers_surely_not_due() const noexcept {
 }
 
 void EventLoop::process_timers(double now) {
+    // First pop every expired entry, prefetching its slot, then visit the
+    // slots: their cache misses overlap the heap work instead of following it.
     const std::uint64_t end = detail::deadline_key(now + 1e-9);  // clock resolution
+    due_.clear();
     while (!heap_.empty() && heap_.top().key <= end) {
         std::uint32_t slot = heap_.top().slot();
+        __builtin_prefetch(&slots_[slot], 1);
+        due_.push_back(slot);
         heap_.pop();
+    }
+    for (std::uint32_t slot : due_) {
         TimerSlot& s = slots_[slot];
         if (s.state == 2) {  // cancelled: free it now
             --cancelled_in_heap_;
@@ -370,7 +378,7 @@ void EventLoop::process_timers(double now) {
 
 void EventLoop::run_timer_slot(std::uint32_t slot) {
     TimerSlot& s = slots_[slot];
-    Callback cb = std::move(s.cb);
+    Callback cb = std::move(s.cb());
     bool run = s.state == 3;
     free_timer_slot(slot);
     if (run && cb) cb();
@@ -753,7 +761,7 @@ void EventLoop::close() {
         inbox_nonempty_.store(false);
     }
     for (auto& s : slots_) {
-        s.cb.reset();
+        s.cb().reset();
         if (s.state != 0) {
             s.state = 0;
             ++s.gen;
@@ -761,7 +769,7 @@ void EventLoop::close() {
     }
     heap_.clear();
     free_slots_.clear();
-    for (std::uint32_t i = 0; i < slots_.size(); ++i) free_slots_.push_back(i);
+    for (std::uint32_t i = 0; i < slots_.size(); ++i) free_slots_.add(i);
     live_timers_ = 0;
     cancelled_in_heap_ = 0;
     for (std::size_t fd = 0; fd < fds_.size(); ++fd) {

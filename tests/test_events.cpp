@@ -307,6 +307,29 @@ TEST(TimerHeap, EqualDeadlinesStayFifoAcrossTheSequenceWrap) {
     EXPECT_EQ(fired[8].id, -1);
 }
 
+TEST(TimerHeap, FreedSlotsAreReusedWithoutMixingUpTimers) {
+    // Slots freed in firing order are handed out again lowest first; across
+    // several bitmap words and summary words no two live timers share one, and
+    // an old handle cannot cancel the timer that reuses its slot.
+    EventLoop loop;
+    const int n = 5000;
+    std::vector<asyncio::TimerHandle> old;
+    std::vector<int> runs(2 * n, 0);
+    const double base = loop.time() - 100.0;
+    for (int i = 0; i < n; ++i)
+        old.push_back(loop.call_at(base + 0.001 * static_cast<double>((i * 37) % n), [&runs, i] { ++runs[i]; }));
+    loop.call_soon([&] { loop.stop(); });
+    loop.run_forever();
+    std::vector<asyncio::TimerHandle> fresh;
+    for (int i = n; i < 2 * n; ++i) fresh.push_back(loop.call_at(base, [&runs, i] { ++runs[i]; }));
+    for (auto& h : old) EXPECT_FALSE(h.try_cancel());
+    for (int i = 0; i < n; i += 3) EXPECT_TRUE(fresh[i].try_cancel());
+    loop.call_soon([&] { loop.stop(); });
+    loop.run_forever();
+    for (int i = 0; i < 2 * n; ++i) EXPECT_EQ(runs[i], (i >= n && (i - n) % 3 == 0) ? 0 : 1) << i;
+    EXPECT_EQ(loop.live_timer_count(), 0u);
+}
+
 TEST(TimerHeap, NegativeZeroAndInfiniteDeadlines) {
     EventLoop loop;
     Log log;

@@ -367,8 +367,9 @@ private:
     void free_timer_slot(std::uint32_t slot) noexcept;
     void teardown_tasks() noexcept;
 
-    struct TimerSlot {
-        detail::Callback cb;
+    // One cache line: gen and state sit in the Callback's tail padding.
+    struct alignas(64) TimerSlot : detail::Callback {
+        detail::Callback& cb() noexcept { return *this; }
         std::uint32_t gen = 0;
         std::uint8_t state = 0;  // 0 free, 1 armed, 2 cancelled (still in the heap), 3 expired (in ready)
     };
@@ -380,7 +381,8 @@ private:
     // entries not cancelled.
     detail::TimerHeap heap_;
     std::vector<TimerSlot> slots_;
-    std::vector<std::uint32_t> free_slots_;
+    detail::FreeSlots free_slots_;
+    std::vector<std::uint32_t> due_;  // process_timers' batch of expired slots
     std::uint64_t timer_seq_ = 0;
     std::size_t live_timers_ = 0;
     std::size_t cancelled_in_heap_ = 0;

@@ -16,6 +16,7 @@
 #include <cstring>
 #include <new>
 #include <utility>
+#include <vector>
 
 namespace asyncio::detail {
 
@@ -58,8 +59,11 @@ public:
     TimerEntry* begin() noexcept { return a_; }
     TimerEntry* end() noexcept { return a_ + size_; }
 
-    void push(TimerEntry e) {
+    void reserve_one() {
         if (size_ == cap_) grow();
+    }
+    void push(TimerEntry e) {
+        reserve_one();
         sift_up(size_++, e);
     }
 
@@ -148,6 +152,54 @@ private:
     TimerEntry* a_ = nullptr;
     std::size_t size_ = 0;
     std::size_t cap_ = 0;
+};
+
+// The free timer slots, as a two-level bitmap: a new timer takes the lowest
+// free slot, so timers armed together get neighbouring slots (their writes are
+// sequential however the previous batch fired) and the slab stays compact.
+class FreeSlots {
+public:
+    bool empty() const noexcept { return count_ == 0; }
+    /// Make room for slots [0, n) (none of them free yet).
+    void resize(std::size_t n) {
+        std::size_t words = (n + 63) >> 6;
+        if (words > bits_.size()) {
+            bits_.resize(words, 0);
+            summary_.resize((words + 63) >> 6, 0);
+        }
+    }
+    void add(std::uint32_t slot) noexcept {  // slot < the size given to resize()
+        std::size_t w = slot >> 6;
+        bits_[w] |= std::uint64_t{1} << (slot & 63);
+        summary_[w >> 6] |= std::uint64_t{1} << (w & 63);
+        if ((w >> 6) < lo_) lo_ = w >> 6;
+        ++count_;
+    }
+    /// The lowest free slot, taken. Requires !empty().
+    std::uint32_t take() noexcept {
+        std::size_t sw = lo_;
+        while (summary_[sw] == 0) ++sw;
+        lo_ = sw;
+        std::size_t w = sw << 6 | static_cast<std::size_t>(__builtin_ctzll(summary_[sw]));
+        std::uint64_t& b = bits_[w];
+        auto slot = static_cast<std::uint32_t>(w << 6 | static_cast<std::size_t>(__builtin_ctzll(b)));
+        b &= b - 1;
+        if (b == 0) summary_[sw] &= summary_[sw] - 1;  // w is the lowest word with a free slot
+        --count_;
+        return slot;
+    }
+    void clear() noexcept {
+        for (auto& b : bits_) b = 0;
+        for (auto& b : summary_) b = 0;
+        lo_ = 0;
+        count_ = 0;
+    }
+
+private:
+    std::vector<std::uint64_t> bits_;     // bit i of word w: slot 64w + i is free
+    std::vector<std::uint64_t> summary_;  // bit j of word k: bits_[64k + j] != 0
+    std::size_t lo_ = 0;                  // no summary word below this one is non-zero
+    std::size_t count_ = 0;
 };
 
 }  // namespace asyncio::detail
