@@ -87,9 +87,12 @@ public:
                     __builtin_prefetch(g + 128);
                     __builtin_prefetch(g + 192);
                 }
-                std::size_t m01 = timer_before(a_[c + 1], a_[c]) ? c + 1 : c;
-                std::size_t m23 = timer_before(a_[c + 3], a_[c + 2]) ? c + 3 : c + 2;
-                std::size_t m = timer_before(a_[m23], a_[m01]) ? m23 : m01;
+                // Index arithmetic, not ?:, so that no comparison becomes a
+                // (mispredicted half the time) branch.
+                std::size_t m01 = c + static_cast<std::size_t>(timer_before(a_[c + 1], a_[c]));
+                std::size_t m23 = c + 2 + static_cast<std::size_t>(timer_before(a_[c + 3], a_[c + 2]));
+                std::size_t pick = static_cast<std::size_t>(0) - static_cast<std::size_t>(timer_before(a_[m23], a_[m01]));
+                std::size_t m = m01 ^ ((m01 ^ m23) & pick);
                 a_[i] = a_[m];
                 i = m;
                 continue;
