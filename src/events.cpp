@@ -272,7 +272,7 @@ TimerHandle EventLoop::add_timer(double when, Callback&& cb) {
     } else {
         slot = static_cast<std::uint32_t>(slots_.size());
         free_slots_.resize(slots_.size() + 1);
-        slots_.emplace_back();
+        slots_.grow_one();
     }
     TimerSlot& s = slots_[slot];
     s.cb() = std::move(cb);
@@ -760,7 +760,8 @@ void EventLoop::close() {
         inbox_.clear();
         inbox_nonempty_.store(false);
     }
-    for (auto& s : slots_) {
+    for (std::size_t i = 0; i < slots_.size(); ++i) {
+        TimerSlot& s = slots_[i];
         s.cb().reset();
         if (s.state != 0) {
             s.state = 0;

@@ -380,7 +380,7 @@ private:
     // heap is rebuilt when they are the majority; live_timers_ counts the
     // entries not cancelled.
     detail::TimerHeap heap_;
-    std::vector<TimerSlot> slots_;
+    detail::Slab<TimerSlot> slots_;
     detail::FreeSlots free_slots_;
     std::vector<std::uint32_t> due_;  // process_timers' batch of expired slots
     std::uint64_t timer_seq_ = 0;

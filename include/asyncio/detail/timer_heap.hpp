@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <new>
 #include <utility>
 #include <vector>
@@ -164,6 +165,31 @@ private:
     TimerEntry* a_ = nullptr;
     std::size_t size_ = 0;
     std::size_t cap_ = 0;
+};
+
+// Storage that grows by fixed chunks of 2^kChunkBits elements: nothing is
+// moved or copied as it grows, and fresh memory is touched (page-faulted) once
+// instead of again at every doubling.
+template <class T, unsigned kChunkBits = 10>
+class Slab {
+public:
+    std::size_t size() const noexcept { return size_; }
+    T& operator[](std::size_t i) noexcept { return chunks_[i >> kChunkBits][i & kMask]; }
+    /// Append a default-constructed element.
+    void grow_one() {
+        if ((size_ >> kChunkBits) == chunks_.size()) chunks_.push_back(std::make_unique<T[]>(kChunk));
+        ++size_;
+    }
+    void clear() noexcept {
+        chunks_.clear();
+        size_ = 0;
+    }
+
+private:
+    static constexpr std::size_t kChunk = std::size_t{1} << kChunkBits;
+    static constexpr std::size_t kMask = kChunk - 1;
+    std::vector<std::unique_ptr<T[]>> chunks_;
+    std::size_t size_ = 0;
 };
 
 // The free timer slots, as a two-level bitmap: a new timer takes the lowest
