@@ -352,6 +352,7 @@ void EventLoop::process_timers(double now) {
     // slots: their cache misses overlap the heap work instead of following it.
     const std::uint64_t end = detail::deadline_key(now + 1e-9);  // clock resolution
     due_.clear();
+    if (due_.capacity() < heap_.size()) due_.reserve(heap_.size());  // may throw: before any pop
     while (!heap_.empty() && heap_.top().key <= end) {
         std::uint32_t slot = heap_.top().slot();
         __builtin_prefetch(&slots_[slot], 1);
