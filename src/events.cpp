@@ -253,35 +253,40 @@ std::vector<detail::TaskBase*> EventLoop::pending_tasks() const {
 
 // ---- timers ----------------------------------------------------------------------
 
-namespace {
-struct HeapLess {
-    template <class H>
-    bool operator()(const H& a, const H& b) const noexcept {  // max-heap comparator for a min-heap
-        if (a.when != b.when) return a.when > b.when;
-        return a.seq > b.seq;
-    }
-};
-}  // namespace
-
 TimerHandle EventLoop::add_timer(double when, Callback&& cb) {
     if (closed_) throw RuntimeError("Event loop is closed");
     if (std::isnan(when)) throw ValueError("timer deadline is NaN");
+    if (timer_seq_ > 0xffffffffu) renumber_timers();
+    heap_.reserve_one();  // nothing below throws
     std::uint32_t slot;
     if (!free_slots_.empty()) {
-        slot = free_slots_.back();
-        free_slots_.pop_back();
+        slot = free_slots_.take();
     } else {
         slot = static_cast<std::uint32_t>(slots_.size());
-        slots_.emplace_back();
+        free_slots_.resize(slots_.size() + 1);
+        slots_.grow_one();
     }
     TimerSlot& s = slots_[slot];
-    s.cb = std::move(cb);
-    s.when = when;
+    s.cb() = std::move(cb);
     s.state = 1;
-    heap_.push_back(HeapItem{when, timer_seq_++, slot});
-    std::push_heap(heap_.begin(), heap_.end(), HeapLess{});
+    heap_.push(detail::TimerEntry{detail::deadline_key(when), timer_seq_++ << 32 | slot});
     ++live_timers_;
     return TimerHandle(this, slot, s.gen, when);
+}
+
+// The 32-bit sequence numbers are about to wrap: number the live entries
+// again from 0 in (deadline, seq) order. A sorted array is a valid heap.
+void EventLoop::renumber_timers() {
+    std::sort(heap_.begin(), heap_.end(), detail::timer_before);
+    std::uint64_t seq = 0;
+    for (auto& e : heap_) e.seq_slot = seq++ << 32 | e.slot();
+    timer_seq_ = seq;
+}
+
+void EventLoop::free_timer_slot(std::uint32_t slot) noexcept {
+    slots_[slot].state = 0;
+    ++slots_[slot].gen;
+    free_slots_.add(slot);
 }
 
 bool EventLoop::cancel_timer(std::uint32_t slot, std::uint32_t gen) noexcept {
@@ -290,7 +295,7 @@ bool EventLoop::cancel_timer(std::uint32_t slot, std::uint32_t gen) noexcept {
     if (s.gen != gen) return false;
     if (s.state == 1) {
         s.state = 2;
-        s.cb.reset();
+        s.cb().reset();
         --live_timers_;
         ++cancelled_in_heap_;
         if (cancelled_in_heap_ > 100 && cancelled_in_heap_ * 2 > heap_.size()) rebuild_heap();
@@ -298,7 +303,7 @@ bool EventLoop::cancel_timer(std::uint32_t slot, std::uint32_t gen) noexcept {
     }
     if (s.state == 3) {  // expired, waiting in the ready queue
         s.state = 2;
-        s.cb.reset();
+        s.cb().reset();
         return true;
     }
     return false;
@@ -307,18 +312,13 @@ bool EventLoop::cancel_timer(std::uint32_t slot, std::uint32_t gen) noexcept {
 void EventLoop::rebuild_heap() {
     // Like CPython: drop cancelled timers once they are the majority.
     std::size_t j = 0;
-    for (std::size_t i = 0; i < heap_.size(); ++i) {
-        TimerSlot& s = slots_[heap_[i].slot];
-        if (s.state == 2) {
-            s.state = 0;
-            ++s.gen;
-            free_slots_.push_back(heap_[i].slot);
-        } else {
-            heap_[j++] = heap_[i];
-        }
+    for (auto& e : heap_) {
+        if (slots_[e.slot()].state == 2)
+            free_timer_slot(e.slot());
+        else
+            heap_.begin()[j++] = e;
     }
-    heap_.resize(j);
-    std::make_heap(heap_.begin(), heap_.end(), HeapLess{});
+    heap_.truncate_and_heapify(j);
     cancelled_in_heap_ = 0;
 }
 
@@ -336,21 +336,26 @@ bool EventLoop::timers_surely_not_due() const noexcept {
     timespec ts;
     if (::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) != 0) return false;
     double coarse = static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-    return heap_.front().when > coarse + resolution + 1e-9;
+    return detail::deadline_of(heap_.top().key) > coarse + resolution + 1e-9;
 }
 
 void EventLoop::process_timers(double now) {
-    const double end = now + 1e-9;  // clock resolution
-    while (!heap_.empty() && heap_.front().when <= end) {
-        std::pop_heap(heap_.begin(), heap_.end(), HeapLess{});
-        std::uint32_t slot = heap_.back().slot;
-        heap_.pop_back();
+    // First pop every expired entry, prefetching its slot, then visit the
+    // slots: their cache misses overlap the heap work instead of following it.
+    const std::uint64_t end = detail::deadline_key(now + 1e-9);  // clock resolution
+    due_.clear();
+    if (due_.capacity() < heap_.size()) due_.reserve(heap_.size());  // may throw: before any pop
+    while (!heap_.empty() && heap_.top().key <= end) {
+        std::uint32_t slot = heap_.top().slot();
+        __builtin_prefetch(&slots_[slot], 1);
+        due_.push_back(slot);
+        heap_.pop();
+    }
+    for (std::uint32_t slot : due_) {
         TimerSlot& s = slots_[slot];
         if (s.state == 2) {  // cancelled: free it now
             --cancelled_in_heap_;
-            s.state = 0;
-            ++s.gen;
-            free_slots_.push_back(slot);
+            free_timer_slot(slot);
             continue;
         }
         s.state = 3;
@@ -366,11 +371,9 @@ void EventLoop::process_timers(double now) {
 
 void EventLoop::run_timer_slot(std::uint32_t slot) {
     TimerSlot& s = slots_[slot];
-    Callback cb = std::move(s.cb);
+    Callback cb = std::move(s.cb());
     bool run = s.state == 3;
-    s.state = 0;
-    ++s.gen;
-    free_slots_.push_back(slot);
+    free_timer_slot(slot);
     if (run && cb) cb();
 }
 
@@ -662,20 +665,17 @@ void EventLoop::poll_io(int timeout_ms) {
 
 void EventLoop::run_once() {
     // Drop cancelled timers at the top so they do not shorten the wait.
-    while (!heap_.empty() && slots_[heap_.front().slot].state == 2) {
-        std::pop_heap(heap_.begin(), heap_.end(), HeapLess{});
-        std::uint32_t slot = heap_.back().slot;
-        heap_.pop_back();
+    while (!heap_.empty() && slots_[heap_.top().slot()].state == 2) {
+        std::uint32_t slot = heap_.top().slot();
+        heap_.pop();
         --cancelled_in_heap_;
-        slots_[slot].state = 0;
-        ++slots_[slot].gen;
-        free_slots_.push_back(slot);
+        free_timer_slot(slot);
     }
     int timeout_ms = -1;
     if (!ready_.empty() || stopping_ || inbox_nonempty_.load(std::memory_order_acquire)) {
         timeout_ms = 0;
     } else if (!heap_.empty()) {
-        double dt = heap_.front().when - time();
+        double dt = detail::deadline_of(heap_.top().key) - time();
         timeout_ms = dt <= 0 ? 0 : static_cast<int>(std::min(std::ceil(dt * 1000.0), 86400000.0));
     }
     // With callbacks ready and no descriptor watched, the poll could only
@@ -766,8 +766,9 @@ void EventLoop::close() {
         inbox_.clear();
         inbox_nonempty_.store(false);
     }
-    for (auto& s : slots_) {
-        s.cb.reset();
+    for (std::size_t i = 0; i < slots_.size(); ++i) {
+        TimerSlot& s = slots_[i];
+        s.cb().reset();
         if (s.state != 0) {
             s.state = 0;
             ++s.gen;
@@ -775,7 +776,7 @@ void EventLoop::close() {
     }
     heap_.clear();
     free_slots_.clear();
-    for (std::uint32_t i = 0; i < slots_.size(); ++i) free_slots_.push_back(i);
+    for (std::uint32_t i = 0; i < slots_.size(); ++i) free_slots_.add(i);
     live_timers_ = 0;
     cancelled_in_heap_ = 0;
     for (std::size_t fd = 0; fd < fds_.size(); ++fd) {

@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <limits>
 #include <string>
 #include <thread>
 #include <vector>
@@ -277,6 +278,127 @@ TEST(TimerHandle, CancelWhileExpiredButNotYetRunSkipsIt) {
     loop.call_at(when + 0.005, [&] { loop.stop(); });
     loop.run_forever();
     EXPECT_EQ(log, (Log{"first"}));
+}
+
+// Deadlines in the past all fire in the first iteration, so these tests see
+// the heap's order without waiting.
+struct Fired {
+    double when;
+    int id;
+};
+
+void expect_deadline_then_fifo_order(const std::vector<Fired>& fired) {
+    for (std::size_t k = 1; k < fired.size(); ++k) {
+        const Fired& a = fired[k - 1];
+        const Fired& b = fired[k];
+        EXPECT_TRUE(a.when < b.when || (a.when == b.when && a.id < b.id))
+            << "position " << k << ": " << a.id << " (" << a.when << ") before " << b.id << " (" << b.when << ")";
+    }
+}
+
+TEST(TimerHeap, ThousandsOfTimersFireInDeadlineThenFifoOrder) {
+    EventLoop loop;
+    std::vector<Fired> fired;
+    const double base = loop.time() - 100.0;
+    std::uint32_t x = 12345;
+    const int n = 5000;
+    for (int i = 0; i < n; ++i) {
+        x = x * 1664525u + 1013904223u;
+        double when = base + static_cast<double>(x >> 24) * 0.01;  // 256 distinct deadlines: many ties
+        loop.call_at(when, [&fired, when, i] { fired.push_back({when, i}); });
+    }
+    loop.call_soon([&] { loop.stop(); });
+    loop.run_forever();
+    ASSERT_EQ(fired.size(), static_cast<std::size_t>(n));
+    expect_deadline_then_fifo_order(fired);
+}
+
+TEST(TimerHeap, RebuildAfterMostAreCancelledKeepsDeadlineAndFifoOrder) {
+    // More than 100 cancelled timers making up more than half of the heap
+    // trigger a rebuild (CPython's _MIN_CANCELLED_TIMER_HANDLES_FRACTION).
+    EventLoop loop;
+    std::vector<Fired> fired;
+    std::vector<asyncio::TimerHandle> handles;
+    const double base = loop.time() - 100.0;
+    const int n = 1000;
+    for (int i = 0; i < n; ++i) {
+        double when = base + static_cast<double>((i * 7) % 10);  // 10 deadlines, 100 timers each
+        handles.push_back(loop.call_at(when, [&fired, when, i] { fired.push_back({when, i}); }));
+    }
+    std::vector<bool> cancelled(n, false);
+    for (int i = 0; i < n; ++i) {
+        if (i % 4 != 0) {
+            EXPECT_TRUE(handles[i].try_cancel());
+            cancelled[i] = true;
+        }
+    }
+    EXPECT_EQ(loop.live_timer_count(), static_cast<std::size_t>(n / 4));
+    // Timers armed after the rebuild still come after the older ones at an equal deadline.
+    for (int i = n; i < n + 50; ++i) {
+        double when = base + static_cast<double>(i % 10);
+        handles.push_back(loop.call_at(when, [&fired, when, i] { fired.push_back({when, i}); }));
+        cancelled.push_back(false);
+    }
+    loop.call_soon([&] { loop.stop(); });
+    loop.run_forever();
+    std::size_t expected = 0;
+    for (bool c : cancelled) expected += c ? 0 : 1;
+    ASSERT_EQ(fired.size(), expected);
+    for (const Fired& f : fired) EXPECT_FALSE(cancelled[f.id]) << f.id;
+    expect_deadline_then_fifo_order(fired);
+    EXPECT_EQ(loop.live_timer_count(), 0u);
+}
+
+TEST(TimerHeap, EqualDeadlinesStayFifoAcrossTheSequenceWrap) {
+    // Sequence numbers are 32 bits; the loop renumbers its timers before they wrap.
+    EventLoop loop;
+    std::vector<Fired> fired;
+    const double when = loop.time() - 1.0;
+    loop.call_at(when + 0.5, [&fired, when] { fired.push_back({when + 0.5, -1}); });
+    loop.set_next_timer_seq(0xffffffffull - 2);
+    for (int i = 0; i < 8; ++i) loop.call_at(when, [&fired, when, i] { fired.push_back({when, i}); });
+    loop.call_soon([&] { loop.stop(); });
+    loop.run_forever();
+    ASSERT_EQ(fired.size(), 9u);
+    for (int i = 0; i < 8; ++i) EXPECT_EQ(fired[i].id, i);
+    EXPECT_EQ(fired[8].id, -1);
+}
+
+TEST(TimerHeap, FreedSlotsAreReusedWithoutMixingUpTimers) {
+    // Slots freed in firing order are handed out again lowest first; across
+    // several bitmap words and summary words no two live timers share one, and
+    // an old handle cannot cancel the timer that reuses its slot.
+    EventLoop loop;
+    const int n = 5000;
+    std::vector<asyncio::TimerHandle> old;
+    std::vector<int> runs(2 * n, 0);
+    const double base = loop.time() - 100.0;
+    for (int i = 0; i < n; ++i)
+        old.push_back(loop.call_at(base + 0.001 * static_cast<double>((i * 37) % n), [&runs, i] { ++runs[i]; }));
+    loop.call_soon([&] { loop.stop(); });
+    loop.run_forever();
+    std::vector<asyncio::TimerHandle> fresh;
+    for (int i = n; i < 2 * n; ++i) fresh.push_back(loop.call_at(base, [&runs, i] { ++runs[i]; }));
+    for (auto& h : old) EXPECT_FALSE(h.try_cancel());
+    for (int i = 0; i < n; i += 3) EXPECT_TRUE(fresh[i].try_cancel());
+    loop.call_soon([&] { loop.stop(); });
+    loop.run_forever();
+    for (int i = 0; i < 2 * n; ++i) EXPECT_EQ(runs[i], (i >= n && (i - n) % 3 == 0) ? 0 : 1) << i;
+    EXPECT_EQ(loop.live_timer_count(), 0u);
+}
+
+TEST(TimerHeap, NegativeZeroAndInfiniteDeadlines) {
+    EventLoop loop;
+    Log log;
+    auto never = loop.call_at(std::numeric_limits<double>::infinity(), [&] { log.push_back("inf"); });
+    loop.call_at(0.0, [&] { log.push_back("+0"); });
+    loop.call_at(-0.0, [&] { log.push_back("-0"); });  // the same deadline as 0.0: FIFO
+    loop.call_at(-1.0, [&] { log.push_back("-1"); });
+    loop.call_soon([&] { loop.stop(); });
+    loop.run_forever();
+    EXPECT_EQ(log, (Log{"-1", "+0", "-0"}));
+    EXPECT_EQ(never.when(), std::numeric_limits<double>::infinity());
+    EXPECT_TRUE(never.try_cancel());
 }
 
 TEST(Time, IsMonotonic) {

@@ -18,6 +18,7 @@
 
 #include "asyncio/detail/callback.hpp"
 #include "asyncio/detail/core.hpp"
+#include "asyncio/detail/timer_heap.hpp"
 #include "asyncio/exceptions.hpp"
 
 namespace asyncio {
@@ -361,6 +362,8 @@ public:
     /// Number of live timers (not cancelled), ready callbacks and watched fds.
     std::size_t live_timer_count() const noexcept { return live_timers_; }
     std::size_t ready_count() const noexcept { return ready_.size(); }
+    /// The sequence number the next timer gets (tests: timers are renumbered before it wraps at 2^32).
+    void set_next_timer_seq(std::uint64_t seq) noexcept { timer_seq_ = seq; }
     std::size_t watched_fd_count() const noexcept;
     void note_slow_step(detail::TaskBase* t, double seconds) noexcept;
     /// Run f when the loop closes (the default executor registers its shutdown here).
@@ -391,18 +394,15 @@ private:
     void dispatch_fd(int fd, std::uint32_t events);
     void run_timer_slot(std::uint32_t slot);
     void rebuild_heap();
+    void renumber_timers();
+    void free_timer_slot(std::uint32_t slot) noexcept;
     void teardown_tasks() noexcept;
 
-    struct TimerSlot {
-        detail::Callback cb;
-        double when = 0;
+    // One cache line: gen and state sit in the Callback's tail padding.
+    struct alignas(64) TimerSlot : detail::Callback {
+        detail::Callback& cb() noexcept { return *this; }
         std::uint32_t gen = 0;
         std::uint8_t state = 0;  // 0 free, 1 armed, 2 cancelled (still in the heap), 3 expired (in ready)
-    };
-    struct HeapItem {
-        double when;
-        std::uint64_t seq;
-        std::uint32_t slot;
     };
 
     detail::ReadyQueue ready_;
@@ -410,9 +410,10 @@ private:
     // Cancelled entries stay until they reach the top (lazy removal), or the
     // heap is rebuilt when they are the majority; live_timers_ counts the
     // entries not cancelled.
-    std::vector<HeapItem> heap_;
-    std::vector<TimerSlot> slots_;
-    std::vector<std::uint32_t> free_slots_;
+    detail::TimerHeap heap_;
+    detail::Slab<TimerSlot> slots_;
+    detail::FreeSlots free_slots_;
+    std::vector<std::uint32_t> due_;  // process_timers' batch of expired slots
     std::uint64_t timer_seq_ = 0;
     std::size_t live_timers_ = 0;
     std::size_t cancelled_in_heap_ = 0;
