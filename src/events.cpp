@@ -701,8 +701,8 @@ void EventLoop::run_once() {
             report_callback_error();
         }
         cb.reset();
-        ready_.release_retired();
     }
+    ready_.release_retired();  // no slot of a replaced buffer is in use any more
 }
 
 void EventLoop::run_timed(Callback& cb) {

@@ -78,7 +78,7 @@ public:
     /// Construct bind<Fn>(ctx) in raw storage, without a temporary.
     template <void (*Fn)(void*)>
     static void emplace_bound(void* where, void* ctx) noexcept {
-        (::new (where) Callback())->set_bound<Fn>(ctx);
+        (::new (where) Callback)->set_bound<Fn>(ctx);  // default-init: only the pointers are set
     }
 
     Callback(Callback&& o) noexcept { take(o); }
