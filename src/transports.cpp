@@ -291,7 +291,7 @@ class SocketTransport final : public Transport, Registered {
 public:
     SocketTransport(EventLoop& loop, int fd, std::shared_ptr<BaseProtocol> proto, std::shared_ptr<ServerState> server,
                     SockAddr peer)
-        : loop_(&loop), fd_(fd), proto_(std::move(proto)), server_(std::move(server)), peer_(std::move(peer)) {
+        : fd_(fd), loop_(&loop), proto_(std::move(proto)), server_(std::move(server)), peer_(std::move(peer)) {
         p_ = dynamic_cast<Protocol*>(proto_.get());
         if (!p_) bp_ = dynamic_cast<BufferedProtocol*>(proto_.get());
         if (!p_ && !bp_) {
@@ -577,24 +577,25 @@ private:
         }
     }
 
-    EventLoop* loop_;
+    // What read_ready() and write() touch comes first (a cache line or two).
     int fd_;
-    std::shared_ptr<BaseProtocol> proto_;
-    Protocol* p_ = nullptr;
-    BufferedProtocol* bp_ = nullptr;
-    std::shared_ptr<ServerState> server_;
-    std::shared_ptr<SocketTransport> self_;
-    SockAddr peer_;
-    std::string wbuf_;
-    std::size_t wpos_ = 0;
-    std::size_t high_ = 64 * 1024;
-    std::size_t low_ = 16 * 1024;
-    std::exception_ptr lost_exc_;
     int conn_lost_ = 0;
     bool closing_ = false;
     bool eof_written_ = false;
     bool paused_ = false;
     bool protocol_paused_ = false;
+    Protocol* p_ = nullptr;
+    BufferedProtocol* bp_ = nullptr;
+    std::size_t wpos_ = 0;
+    std::string wbuf_;
+    std::size_t high_ = 64 * 1024;
+    std::size_t low_ = 16 * 1024;
+    EventLoop* loop_;
+    std::shared_ptr<BaseProtocol> proto_;
+    std::shared_ptr<ServerState> server_;
+    std::shared_ptr<SocketTransport> self_;
+    std::exception_ptr lost_exc_;
+    SockAddr peer_;
 
 public:
     void abort_for_server() { abort(); }
