@@ -627,6 +627,11 @@ void EventLoop::dispatch_fd(int fd, std::uint32_t events) {
         ready_.push(Callback(FdRun{&e, e.reader_gen, true}));
         return;
     }
+    dispatch_fd_slow(fd, events, e);
+}
+
+// Kept out of line so that the fast path above needs few registers.
+void EventLoop::dispatch_fd_slow(int fd, std::uint32_t events, FdEntry& e) {
     const bool err = events & (EPOLLERR | EPOLLHUP);
     const bool readable = err || (events & (EPOLLIN | EPOLLRDHUP | EPOLLPRI));
     const bool writable = err || (events & EPOLLOUT);

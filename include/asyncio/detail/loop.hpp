@@ -358,6 +358,7 @@ private:
     bool timers_surely_not_due() const noexcept;
     void drain_inbox();
     void dispatch_fd(int fd, std::uint32_t events);
+    [[gnu::noinline]] void dispatch_fd_slow(int fd, std::uint32_t events, detail::FdEntry& e);
     void run_timer_slot(std::uint32_t slot);
     void rebuild_heap();
     void teardown_tasks() noexcept;
