@@ -328,22 +328,13 @@ public:
             return;
         }
         if (wpos_ == wbuf_.size()) {
-            ssize_t n;
-            do n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
-            while (n < 0 && errno == EINTR);
-            if (n < 0) {
-                if (errno != EAGAIN && errno != EWOULDBLOCK) {
-                    fatal_error(make_os_error(errno, "send"), "Fatal write error on socket transport");
-                    return;
-                }
-                n = 0;
-            }
-            if (static_cast<std::size_t>(n) == data.size()) return;
-            data.remove_prefix(static_cast<std::size_t>(n));
-            wbuf_.clear();
-            wpos_ = 0;
-            loop_->add_writer(fd_, Callback(&on_writable, this));
-        } else if (wpos_ > wbuf_.size() / 2) {
+            // Try the socket first; the common case (it takes everything)
+            // stays free of the slow path's stack frame.
+            ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
+            if (static_cast<std::size_t>(n) != data.size()) write_rest(data, n);
+            return;
+        }
+        if (wpos_ > wbuf_.size() / 2) {
             wbuf_.erase(0, wpos_);
             wpos_ = 0;
         }
@@ -417,42 +408,73 @@ private:
 
     void read_ready() {
         if (conn_lost_) return;
-        char* buf;
-        std::size_t cap;
-        if (p_) {
-            buf = shared_read_buffer();
-            cap = kMaxRead;
-        } else {
-            std::span<char> b;
-            try {
-                b = bp_->get_buffer(0);
-                if (b.empty()) throw RuntimeError("get_buffer() returned an empty buffer");
-            } catch (...) {
-                fatal_error(std::current_exception(), "Fatal error: protocol.get_buffer() call failed.");
-                return;
-            }
-            buf = b.data();
-            cap = b.size();
-        }
-        ssize_t n = ::recv(fd_, buf, cap, 0);
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
-            fatal_error(make_os_error(errno, "recv"), "Fatal read error on socket transport");
+        if (!p_) {
+            read_ready_buffered();
             return;
         }
+        char* buf = shared_read_buffer();
+        ssize_t n = ::recv(fd_, buf, kMaxRead, 0);
+        if (n <= 0) {
+            read_failed(n);
+            return;
+        }
+        try {
+            p_->data_received(std::string_view(buf, static_cast<std::size_t>(n)));
+        } catch (...) {
+            fatal_error(std::current_exception(), "Fatal error: protocol.data_received() call failed.");
+        }
+    }
+
+    // read_ready() for a BufferedProtocol: receive into its buffer.
+    [[gnu::noinline]] void read_ready_buffered() {
+        std::span<char> b;
+        try {
+            b = bp_->get_buffer(0);
+            if (b.empty()) throw RuntimeError("get_buffer() returned an empty buffer");
+        } catch (...) {
+            fatal_error(std::current_exception(), "Fatal error: protocol.get_buffer() call failed.");
+            return;
+        }
+        ssize_t n = ::recv(fd_, b.data(), b.size(), 0);
+        if (n <= 0) {
+            read_failed(n);
+            return;
+        }
+        try {
+            bp_->buffer_updated(static_cast<std::size_t>(n));
+        } catch (...) {
+            fatal_error(std::current_exception(), "Fatal error: protocol.buffer_updated() call failed.");
+        }
+    }
+
+    // recv() gave n <= 0 (n < 0: the error is in errno).
+    [[gnu::noinline]] void read_failed(ssize_t n) {
         if (n == 0) {
             read_eof();
             return;
         }
-        try {
-            if (p_)
-                p_->data_received(std::string_view(buf, static_cast<std::size_t>(n)));
-            else
-                bp_->buffer_updated(static_cast<std::size_t>(n));
-        } catch (...) {
-            fatal_error(std::current_exception(), p_ ? "Fatal error: protocol.data_received() call failed."
-                                                     : "Fatal error: protocol.buffer_updated() call failed.");
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
+        fatal_error(make_os_error(errno, "recv"), "Fatal read error on socket transport");
+    }
+
+    // write() after the first send into an empty buffer took `n` (-1: errno)
+    // of data: retry after EINTR, fail, or buffer the rest and poll for writability.
+    [[gnu::noinline]] void write_rest(std::string_view data, ssize_t n) {
+        while (n < 0 && errno == EINTR) n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                fatal_error(make_os_error(errno, "send"), "Fatal write error on socket transport");
+                return;
+            }
+            n = 0;
         }
+        if (static_cast<std::size_t>(n) == data.size()) return;
+        data.remove_prefix(static_cast<std::size_t>(n));
+        wbuf_.clear();
+        wpos_ = 0;
+        loop_->add_writer(fd_, Callback(&on_writable, this));
+        wbuf_.append(data);
+        maybe_pause_protocol();
     }
 
     void read_eof() {
