@@ -20,6 +20,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <type_traits>
 #include <typeinfo>
 
 #include "asyncio/futures.hpp"
@@ -112,6 +113,22 @@ struct FdCallback {
 };
 struct FdEntry {
     std::shared_ptr<FdCallback> reader, writer;
+    // Bumped whenever reader/writer is set or removed: a queued readiness
+    // callback runs only if its generation is still current (the Handle of a
+    // replaced or removed callback is cancelled, as in Python).
+    std::uint32_t reader_gen = 0, writer_gen = 0;
+    // The callback FdRun is running, and that callback once removed or
+    // replaced during its own run: it is destroyed when the run ends.
+    FdCallback* running = nullptr;
+    std::shared_ptr<FdCallback> retired;
+    void drop(std::shared_ptr<FdCallback>& slot) noexcept {
+        if (!slot) return;
+        slot->cancelled = true;
+        if (slot.get() == running)
+            retired = std::move(slot);
+        else
+            slot.reset();
+    }
     IoWaiter* read_waiter = nullptr;
     IoWaiter* write_waiter = nullptr;
     std::uint32_t armed = 0;  // events registered with epoll (may lag: disarmed lazily)
@@ -444,6 +461,7 @@ void EventLoop::set_fd_callback(int fd, bool read, Callback&& cb) {
     if (closed_) throw RuntimeError("Event loop is closed");
     FdEntry& e = entry_for(fds_, fd);
     auto& slot = read ? e.reader : e.writer;
+    auto& gen = read ? e.reader_gen : e.writer_gen;
     if (slot) slot->cancelled = true;
     auto prev = std::move(slot);
     slot = std::make_shared<detail::FdCallback>();
@@ -455,6 +473,8 @@ void EventLoop::set_fd_callback(int fd, bool read, Callback&& cb) {
         if (slot) slot->cancelled = false;
         throw;
     }
+    e.drop(prev);
+    ++gen;
 }
 
 void EventLoop::disarm_fd(int fd) noexcept {
@@ -493,8 +513,8 @@ bool EventLoop::remove_reader(int fd) {
     check_callable_use();
     if (fd < 0 || static_cast<std::size_t>(fd) >= fds_.size() || !fds_[fd] || !fds_[fd]->reader) return false;
     FdEntry& e = *fds_[fd];
-    e.reader->cancelled = true;
-    e.reader.reset();
+    e.drop(e.reader);
+    ++e.reader_gen;
     disarm_now(fd, e);
     return true;
 }
@@ -503,8 +523,8 @@ bool EventLoop::remove_writer(int fd) {
     check_callable_use();
     if (fd < 0 || static_cast<std::size_t>(fd) >= fds_.size() || !fds_[fd] || !fds_[fd]->writer) return false;
     FdEntry& e = *fds_[fd];
-    e.writer->cancelled = true;
-    e.writer.reset();
+    e.drop(e.writer);
+    ++e.writer_gen;
     disarm_now(fd, e);
     return true;
 }
@@ -512,10 +532,10 @@ bool EventLoop::remove_writer(int fd) {
 void EventLoop::forget_fd(int fd) noexcept {
     if (fd < 0 || static_cast<std::size_t>(fd) >= fds_.size() || !fds_[fd]) return;
     FdEntry& e = *fds_[fd];
-    if (e.reader) e.reader->cancelled = true;
-    if (e.writer) e.writer->cancelled = true;
-    e.reader.reset();
-    e.writer.reset();
+    e.drop(e.reader);
+    e.drop(e.writer);
+    ++e.reader_gen;
+    ++e.writer_gen;
     if (e.in_epoll) ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
     e.in_epoll = false;
     e.armed = 0;
@@ -561,9 +581,51 @@ bool EventLoop::detach_io_waiter(detail::IoWaiter* w) noexcept {
 
 std::size_t EventLoop::watched_fd_count() const noexcept { return watched_fds_; }
 
+namespace {
+// A queued readiness callback: trivially copyable (the ready queue moves it
+// with a memcpy), checked against the entry's generation when it runs. The
+// FdEntry outlives every queued one (entries are freed only with the loop,
+// after the ready queue is cleared).
+struct FdRun {
+    FdEntry* e;
+    std::uint32_t gen;
+    bool read;
+    void operator()() const {
+        detail::FdCallback* cb = (read ? e->reader : e->writer).get();
+        if ((read ? e->reader_gen : e->writer_gen) != gen || !cb) return;
+        // The callback may remove or replace itself: FdEntry::drop() then
+        // keeps it alive until the run ends.
+        struct Running {
+            FdEntry* e;
+            ~Running() {
+                e->running = nullptr;
+                if (e->retired) e->retired.reset();
+            }
+        } guard{e};
+        e->running = cb;
+        cb->cb();
+    }
+};
+static_assert(std::is_trivially_copyable_v<FdRun>);
+}  // namespace
+
 void EventLoop::dispatch_fd(int fd, std::uint32_t events) {
-    if (static_cast<std::size_t>(fd) >= fds_.size() || !fds_[fd]) return;
-    FdEntry& e = *fds_[fd];
+    if (static_cast<std::size_t>(fd) >= fds_.size()) return;
+    FdEntry* ep = fds_[fd].get();
+    if (!ep) return;
+    FdEntry& e = *ep;
+    // The steady state of a connection being read: only EPOLLIN reported,
+    // only a reader registered (interest is armed eagerly, so armed ==
+    // EPOLLIN means no writer or write waiter) and nothing to disarm.
+    if (events == EPOLLIN && e.armed == EPOLLIN && e.reader && !e.read_waiter) {
+        ready_.push(Callback(FdRun{&e, e.reader_gen, true}));
+        return;
+    }
+    dispatch_fd_slow(fd, events, e);
+}
+
+// Kept out of line so that the fast path above needs few registers.
+void EventLoop::dispatch_fd_slow(int fd, std::uint32_t events, FdEntry& e) {
     const bool err = events & (EPOLLERR | EPOLLHUP);
     const bool readable = err || (events & (EPOLLIN | EPOLLRDHUP | EPOLLPRI));
     const bool writable = err || (events & EPOLLOUT);
@@ -573,15 +635,7 @@ void EventLoop::dispatch_fd(int fd, std::uint32_t events) {
             w->attached = false;
             w->task->wake();
         }
-        if (e.reader) {
-            struct Run {
-                std::shared_ptr<detail::FdCallback> cb;
-                void operator()() const {
-                    if (!cb->cancelled) cb->cb();
-                }
-            };
-            ready_.push(Callback(Run{e.reader}));
-        }
+        if (e.reader) ready_.push(Callback(FdRun{&e, e.reader_gen, true}));
     }
     if (writable) {
         if (detail::IoWaiter* w = e.write_waiter) {
@@ -589,15 +643,7 @@ void EventLoop::dispatch_fd(int fd, std::uint32_t events) {
             w->attached = false;
             w->task->wake();
         }
-        if (e.writer) {
-            struct Run {
-                std::shared_ptr<detail::FdCallback> cb;
-                void operator()() const {
-                    if (!cb->cancelled) cb->cb();
-                }
-            };
-            ready_.push(Callback(Run{e.writer}));
-        }
+        if (e.writer) ready_.push(Callback(FdRun{&e, e.writer_gen, false}));
     }
     // Lazy disarm: an event nobody wants any more drops the registration.
     std::uint32_t want = e.wanted();
@@ -784,6 +830,8 @@ void EventLoop::close() {
         if (fds_[fd]->in_epoll) ::epoll_ctl(epfd_, EPOLL_CTL_DEL, static_cast<int>(fd), nullptr);
         fds_[fd]->reader.reset();
         fds_[fd]->writer.reset();
+        ++fds_[fd]->reader_gen;
+        ++fds_[fd]->writer_gen;
     }
     watched_fds_ = 0;
 }

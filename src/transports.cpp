@@ -291,7 +291,7 @@ class SocketTransport final : public Transport, Registered {
 public:
     SocketTransport(EventLoop& loop, int fd, std::shared_ptr<BaseProtocol> proto, std::shared_ptr<ServerState> server,
                     SockAddr peer)
-        : loop_(&loop), fd_(fd), proto_(std::move(proto)), server_(std::move(server)), peer_(std::move(peer)) {
+        : fd_(fd), loop_(&loop), proto_(std::move(proto)), server_(std::move(server)), peer_(std::move(peer)) {
         p_ = dynamic_cast<Protocol*>(proto_.get());
         if (!p_) bp_ = dynamic_cast<BufferedProtocol*>(proto_.get());
         if (!p_ && !bp_) {
@@ -328,22 +328,13 @@ public:
             return;
         }
         if (wpos_ == wbuf_.size()) {
-            ssize_t n;
-            do n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
-            while (n < 0 && errno == EINTR);
-            if (n < 0) {
-                if (errno != EAGAIN && errno != EWOULDBLOCK) {
-                    fatal_error(make_os_error(errno, "send"), "Fatal write error on socket transport");
-                    return;
-                }
-                n = 0;
-            }
-            if (static_cast<std::size_t>(n) == data.size()) return;
-            data.remove_prefix(static_cast<std::size_t>(n));
-            wbuf_.clear();
-            wpos_ = 0;
-            loop_->add_writer(fd_, Callback(&on_writable, this));
-        } else if (wpos_ > wbuf_.size() / 2) {
+            // Try the socket first; the common case (it takes everything)
+            // stays free of the slow path's stack frame.
+            ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
+            if (static_cast<std::size_t>(n) != data.size()) write_rest(data, n);
+            return;
+        }
+        if (wpos_ > wbuf_.size() / 2) {
             wbuf_.erase(0, wpos_);
             wpos_ = 0;
         }
@@ -417,42 +408,73 @@ private:
 
     void read_ready() {
         if (conn_lost_) return;
-        char* buf;
-        std::size_t cap;
-        if (p_) {
-            buf = shared_read_buffer();
-            cap = kMaxRead;
-        } else {
-            std::span<char> b;
-            try {
-                b = bp_->get_buffer(0);
-                if (b.empty()) throw RuntimeError("get_buffer() returned an empty buffer");
-            } catch (...) {
-                fatal_error(std::current_exception(), "Fatal error: protocol.get_buffer() call failed.");
-                return;
-            }
-            buf = b.data();
-            cap = b.size();
-        }
-        ssize_t n = ::recv(fd_, buf, cap, 0);
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
-            fatal_error(make_os_error(errno, "recv"), "Fatal read error on socket transport");
+        if (!p_) {
+            read_ready_buffered();
             return;
         }
+        char* buf = shared_read_buffer();
+        ssize_t n = ::recv(fd_, buf, kMaxRead, 0);
+        if (n <= 0) {
+            read_failed(n);
+            return;
+        }
+        try {
+            p_->data_received(std::string_view(buf, static_cast<std::size_t>(n)));
+        } catch (...) {
+            fatal_error(std::current_exception(), "Fatal error: protocol.data_received() call failed.");
+        }
+    }
+
+    // read_ready() for a BufferedProtocol: receive into its buffer.
+    [[gnu::noinline]] void read_ready_buffered() {
+        std::span<char> b;
+        try {
+            b = bp_->get_buffer(0);
+            if (b.empty()) throw RuntimeError("get_buffer() returned an empty buffer");
+        } catch (...) {
+            fatal_error(std::current_exception(), "Fatal error: protocol.get_buffer() call failed.");
+            return;
+        }
+        ssize_t n = ::recv(fd_, b.data(), b.size(), 0);
+        if (n <= 0) {
+            read_failed(n);
+            return;
+        }
+        try {
+            bp_->buffer_updated(static_cast<std::size_t>(n));
+        } catch (...) {
+            fatal_error(std::current_exception(), "Fatal error: protocol.buffer_updated() call failed.");
+        }
+    }
+
+    // recv() gave n <= 0 (n < 0: the error is in errno).
+    [[gnu::noinline]] void read_failed(ssize_t n) {
         if (n == 0) {
             read_eof();
             return;
         }
-        try {
-            if (p_)
-                p_->data_received(std::string_view(buf, static_cast<std::size_t>(n)));
-            else
-                bp_->buffer_updated(static_cast<std::size_t>(n));
-        } catch (...) {
-            fatal_error(std::current_exception(), p_ ? "Fatal error: protocol.data_received() call failed."
-                                                     : "Fatal error: protocol.buffer_updated() call failed.");
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
+        fatal_error(make_os_error(errno, "recv"), "Fatal read error on socket transport");
+    }
+
+    // write() after the first send into an empty buffer took `n` (-1: errno)
+    // of data: retry after EINTR, fail, or buffer the rest and poll for writability.
+    [[gnu::noinline]] void write_rest(std::string_view data, ssize_t n) {
+        while (n < 0 && errno == EINTR) n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                fatal_error(make_os_error(errno, "send"), "Fatal write error on socket transport");
+                return;
+            }
+            n = 0;
         }
+        if (static_cast<std::size_t>(n) == data.size()) return;
+        data.remove_prefix(static_cast<std::size_t>(n));
+        wbuf_.clear();
+        wpos_ = 0;
+        loop_->add_writer(fd_, Callback(&on_writable, this));
+        wbuf_.append(data);
+        maybe_pause_protocol();
     }
 
     void read_eof() {
@@ -577,24 +599,25 @@ private:
         }
     }
 
-    EventLoop* loop_;
+    // What read_ready() and write() touch comes first (a cache line or two).
     int fd_;
-    std::shared_ptr<BaseProtocol> proto_;
-    Protocol* p_ = nullptr;
-    BufferedProtocol* bp_ = nullptr;
-    std::shared_ptr<ServerState> server_;
-    std::shared_ptr<SocketTransport> self_;
-    SockAddr peer_;
-    std::string wbuf_;
-    std::size_t wpos_ = 0;
-    std::size_t high_ = 64 * 1024;
-    std::size_t low_ = 16 * 1024;
-    std::exception_ptr lost_exc_;
     int conn_lost_ = 0;
     bool closing_ = false;
     bool eof_written_ = false;
     bool paused_ = false;
     bool protocol_paused_ = false;
+    Protocol* p_ = nullptr;
+    BufferedProtocol* bp_ = nullptr;
+    std::size_t wpos_ = 0;
+    std::string wbuf_;
+    std::size_t high_ = 64 * 1024;
+    std::size_t low_ = 16 * 1024;
+    EventLoop* loop_;
+    std::shared_ptr<BaseProtocol> proto_;
+    std::shared_ptr<ServerState> server_;
+    std::shared_ptr<SocketTransport> self_;
+    std::exception_ptr lost_exc_;
+    SockAddr peer_;
 
 public:
     void abort_for_server() { abort(); }

@@ -732,6 +732,60 @@ TEST(AddReader, ReplacingAReaderKeepsOnlyTheNewOne) {
     EXPECT_EQ(log, (Log{"new"}));
 }
 
+TEST(AddReader, ReaderReplacedByAnEarlierCallbackOfTheIterationWaitsForTheNext) {
+    // Both pipes are readable in one poll. Whichever reader runs first
+    // removes itself and replaces the other: the other's queued run is
+    // cancelled (Python cancels the old Handle) and its replacement only
+    // runs in the next iteration.
+    EventLoop loop;
+    Pipe p1, p2;
+    Log log;
+    auto replace_other = [&](int mine, int other) {
+        read_byte(mine);
+        loop.remove_reader(mine);
+        loop.add_reader(other, [&, other] {
+            log.push_back("new");
+            read_byte(other);
+            loop.remove_reader(other);
+        });
+    };
+    loop.add_reader(p1.r, [&] {
+        log.push_back("first");
+        replace_other(p1.r, p2.r);
+    });
+    loop.add_reader(p2.r, [&] {
+        log.push_back("first");
+        replace_other(p2.r, p1.r);
+    });
+    write_byte(p1.w);
+    write_byte(p2.w);
+    run_briefly(loop);
+    EXPECT_EQ(log, (Log{"first"}));
+    run_briefly(loop);
+    EXPECT_EQ(log, (Log{"first", "new"}));
+    EXPECT_EQ(loop.watched_fd_count(), 0u);
+}
+
+TEST(AddReader, ACallbackReplacingItselfStaysAliveUntilItReturns) {
+    EventLoop loop;
+    Pipe p;
+    Log log;
+    std::string tag = "old";
+    loop.add_reader(p.r, [&, tag] {
+        loop.add_reader(p.r, [&] {
+            log.push_back("new");
+            read_byte(p.r);
+            loop.remove_reader(p.r);
+        });
+        log.push_back(tag);  // the replaced closure is still alive (ASan checks)
+    });
+    write_byte(p.w);
+    run_briefly(loop);
+    EXPECT_EQ(log, (Log{"old"}));
+    run_briefly(loop);
+    EXPECT_EQ(log, (Log{"old", "new"}));
+}
+
 TEST(AddWriter, SocketpairIsWritable) {
     EventLoop loop;
     SocketPair s;

@@ -392,6 +392,7 @@ private:
     }
     void drain_inbox_slow();
     void dispatch_fd(int fd, std::uint32_t events);
+    [[gnu::noinline]] void dispatch_fd_slow(int fd, std::uint32_t events, detail::FdEntry& e);
     void run_timer_slot(std::uint32_t slot);
     void rebuild_heap();
     void renumber_timers();
