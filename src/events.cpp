@@ -28,8 +28,9 @@
 
 namespace asyncio {
 
+using detail::t_running_loop;
+
 namespace {
-thread_local EventLoop* t_running_loop = nullptr;
 constexpr std::uint64_t kWakeTag = ~std::uint64_t{0};
 
 [[noreturn]] void throw_os(const char* what) {
@@ -45,12 +46,9 @@ bool env_debug() {
 
 namespace detail {
 
-EventLoop* running_loop_or_null() noexcept { return t_running_loop; }
+thread_local constinit EventLoop* t_running_loop = nullptr;
 
-EventLoop& running_loop() {
-    if (!t_running_loop) throw RuntimeError("no running event loop");
-    return *t_running_loop;
-}
+void throw_no_running_loop() { throw RuntimeError("no running event loop"); }
 
 // ---- ReadyQueue ------------------------------------------------------------
 

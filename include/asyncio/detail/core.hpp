@@ -255,9 +255,18 @@ void destroy_coroutine(std::coroutine_handle<> h) noexcept;
 
 /// The task currently running on this thread's running loop (null if none).
 TaskBase* current_task_base() noexcept;
+/// This thread's running loop (null when none runs). Read inline on every
+/// create_task()/Future(): constinit means no TLS wrapper call, and the
+/// initial-exec model one %fs-relative load (the library is built with
+/// -ftls-model=initial-exec too; see docs/building.md).
+extern thread_local constinit EventLoop* t_running_loop [[gnu::tls_model("initial-exec")]];
+[[noreturn]] void throw_no_running_loop();
 /// This thread's running loop or RuntimeError("no running event loop").
-EventLoop& running_loop();
-EventLoop* running_loop_or_null() noexcept;
+inline EventLoop& running_loop() {
+    if (!t_running_loop) [[unlikely]] throw_no_running_loop();
+    return *t_running_loop;
+}
+inline EventLoop* running_loop_or_null() noexcept { return t_running_loop; }
 
 /// Report a coroutine destroyed without ever running (debug mode).
 void report_never_awaited() noexcept;
