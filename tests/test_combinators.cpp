@@ -409,6 +409,18 @@ TEST(WaitFor, GivesTheResultWhenInTime) {
     });
 }
 
+TEST(WaitFor, DeadlineCountsFromTheAwaitNotTheCall) {
+    // As Python, where wait_for() is a coroutine function: calling it needs
+    // no loop, and its timeout() scope reads the clock when it runs.
+    auto c = asyncio::wait_for(value_after(8, 1), 10.0);
+    EXPECT_EQ(asyncio::run(std::move(c)), 8);
+    asyncio::testing::run_test([&]() -> asyncio::Coro<> {
+        auto late = asyncio::wait_for(value_after(9, 1), 0.05);
+        co_await asyncio::sleep(0.06);  // longer than the timeout, before the await
+        EXPECT_EQ(co_await std::move(late), 9);
+    });
+}
+
 asyncio::Coro<int> slow_to_cancel(Log* log) {
     std::exception_ptr cancelled;
     try {

@@ -658,8 +658,6 @@ Coro<T> wait_for_not_started(Coro<T> c) {
         co_return std::move(*never);
     }
 }
-
-double deadline_after(double seconds);
 }  // namespace detail
 
 /// Python's asyncio.wait_for(aw, timeout) with 3.12 semantics (built on
@@ -685,16 +683,12 @@ auto wait_for(A&& aw, detail::OptDelay timeout) {
         static_assert(!std::is_lvalue_reference_v<A>, "pass a Coro as an rvalue (std::move it)");
         using T = typename D::value_type;
         if (timeout.seconds && *timeout.seconds <= 0) return detail::wait_for_not_started<T>(std::move(aw));
-        std::optional<double> when;
-        if (timeout.seconds) when = detail::deadline_after(*timeout.seconds);
-        return detail::run_scoped<T>(nullptr, when, true, std::move(aw));
+        return detail::run_scoped<T>(nullptr, timeout.seconds, std::move(aw));
     } else if constexpr (detail::is_future_handle_v<D>) {
         using T = typename D::value_type;
         D h(std::forward<A>(aw));
         if (timeout.seconds && *timeout.seconds <= 0) return detail::wait_for_expired(std::move(h));
-        std::optional<double> when;
-        if (timeout.seconds) when = detail::deadline_after(*timeout.seconds);
-        return detail::run_scoped<T>(nullptr, when, true, std::move(h));
+        return detail::run_scoped<T>(nullptr, timeout.seconds, std::move(h));
     } else {
         using R = detail::awaitable_result_t<A>;
         return wait_for(detail::wrap_awaitable<R>(D(std::forward<A>(aw))), timeout);
