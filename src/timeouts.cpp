@@ -13,8 +13,6 @@ Timeout timeout_at(std::optional<double> when) {
     return Timeout(when);
 }
 
-Timeout::~Timeout() { disarm(); }
-
 void Timeout::disarm() noexcept {
     if (armed_ != Armed::kNone && task_->loop_) {
         if (armed_ == Armed::kTimer)
@@ -44,10 +42,12 @@ void Timeout::arm_at(EventLoop& loop, double now) {
     }
 }
 
-void Timeout::enter_task() {
-    if (state_ != State::kCreated) throw RuntimeError("Timeout has already been entered");
+inline void Timeout::enter_task() {
+    if (state_ != State::kCreated) [[unlikely]]
+        throw RuntimeError("Timeout has already been entered");
     detail::TaskBase* t = detail::current_task_base();
-    if (!t) throw RuntimeError("Timeout should be used inside a task");
+    if (!t) [[unlikely]]
+        throw RuntimeError("Timeout should be used inside a task");
     task_ = t;
     cancelling_ = t->num_cancels_requested_;
     state_ = State::kEntered;
@@ -122,6 +122,18 @@ bool Timeout::leave_cancelled() noexcept {
     }
     if (state_ == State::kEntered) state_ = State::kExited;
     return false;
+}
+
+void Timeout::leave_and_rethrow() {
+    try {
+        throw;
+    } catch (const CancelledError&) {
+        if (leave_cancelled()) std::throw_with_nested(TimeoutError());
+        throw;
+    } catch (...) {
+        leave();
+        throw;
+    }
 }
 
 }  // namespace asyncio

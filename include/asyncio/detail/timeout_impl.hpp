@@ -47,7 +47,9 @@ public:
     explicit Timeout(std::optional<double> when) noexcept : when_(when) {}
     Timeout(const Timeout&) = delete;
     Timeout& operator=(const Timeout&) = delete;
-    ~Timeout();
+    ~Timeout() {
+        if (armed_ != Armed::kNone) disarm();
+    }
 
     /// The current deadline in loop time, or nullopt for none.
     std::optional<double> when() const noexcept { return when_; }
@@ -74,6 +76,10 @@ public:
     ///   deadline also passed.
     template <class T>
     Coro<T> run(Coro<T> body);
+    template <detail::coro_convertible C>
+    auto run(C body) {
+        return run(detail::coro_of_t<C>(std::move(body)));
+    }
 
     // ---- internal (the __aenter__/__aexit__ halves) ----------------------
     void enter();
@@ -85,6 +91,9 @@ public:
     void leave() noexcept;
     /// __aexit__ for CancelledError: true if it must become TimeoutError.
     bool leave_cancelled() noexcept;
+    /// __aexit__ from a catch block: rethrow the exception being handled,
+    /// or TimeoutError (nesting it) if it is this scope's cancellation.
+    [[noreturn]] void leave_and_rethrow();
 
 private:
     enum class State : std::uint8_t { kCreated, kEntered, kExpiring, kExpired, kExited };
@@ -130,12 +139,8 @@ Coro<T> run_scoped(Timeout* ext, std::optional<double> delay, Aw aw) {
             cm.leave();
             co_return std::move(v);  // a throwing move: leave() again below is a no-op
         }
-    } catch (const CancelledError&) {
-        if (cm.leave_cancelled()) std::throw_with_nested(TimeoutError());
-        throw;
     } catch (...) {
-        cm.leave();
-        throw;
+        cm.leave_and_rethrow();
     }
 }
 }  // namespace detail
