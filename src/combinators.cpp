@@ -294,6 +294,4 @@ void throw_timeout_from_cancelled(FutureBase* f) {
     }
 }
 
-double deadline_after(double seconds) { return running_loop().time() + seconds; }
-
 }  // namespace asyncio::detail

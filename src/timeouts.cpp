@@ -13,37 +13,62 @@ Timeout timeout_at(std::optional<double> when) {
     return Timeout(when);
 }
 
-Timeout::~Timeout() { disarm(); }
-
 void Timeout::disarm() noexcept {
-    if (armed_ && task_ && task_->loop_) {
-        timer_.cancel();
-        soon_.cancel();
+    if (armed_ != Armed::kNone && task_->loop_) {
+        if (armed_ == Armed::kTimer)
+            timer_.cancel();
+        else
+            soon_.cancel();
     }
-    armed_ = false;
+    armed_ = Armed::kNone;
 }
 
 void Timeout::arm() {
     disarm();
     if (!when_) return;
     EventLoop& loop = *task_->loop_;
-    // As Python: a deadline already passed is a call_soon, so it runs before
-    // the step of a body that only yielded (sleep(0)).
-    if (*when_ <= loop.time())
-        soon_ = loop.call_soon(detail::Callback(&fired, this));
-    else
-        timer_ = loop.call_at(*when_, detail::Callback(&fired, this));
-    armed_ = true;
+    arm_at(loop, loop.time());
 }
 
-void Timeout::enter() {
-    if (state_ != State::kCreated) throw RuntimeError("Timeout has already been entered");
+void Timeout::arm_at(EventLoop& loop, double now) {
+    // As Python: a deadline already passed is a call_soon, so it runs before
+    // the step of a body that only yielded (sleep(0)).
+    if (*when_ <= now) {
+        soon_ = loop.call_soon(detail::Callback::bind<&fired>(this));
+        armed_ = Armed::kSoon;
+    } else {
+        timer_ = loop.call_at(*when_, detail::Callback::bind<&fired>(this));
+        armed_ = Armed::kTimer;
+    }
+}
+
+inline void Timeout::enter_task() {
+    if (state_ != State::kCreated) [[unlikely]]
+        throw RuntimeError("Timeout has already been entered");
     detail::TaskBase* t = detail::current_task_base();
-    if (!t) throw RuntimeError("Timeout should be used inside a task");
+    if (!t) [[unlikely]]
+        throw RuntimeError("Timeout should be used inside a task");
     task_ = t;
     cancelling_ = t->num_cancels_requested_;
     state_ = State::kEntered;
+}
+
+void Timeout::enter() {
+    enter_task();
     arm();
+}
+
+void Timeout::enter_after(std::optional<double> delay) {
+    grace_ = true;
+    enter_task();
+    if (!delay) return;
+    // Python's timeout(delay) reads the clock when the scope is created,
+    // which in wait_for() is its entry: one read serves the deadline and
+    // the "already passed" check.
+    EventLoop& loop = *task_->loop_;
+    double now = loop.time();
+    when_ = now + *delay;
+    arm_at(loop, now);
 }
 
 void Timeout::reschedule(std::optional<double> when) {
@@ -61,7 +86,7 @@ void Timeout::reschedule(std::optional<double> when) {
 
 void Timeout::fired(void* p) {
     auto* self = static_cast<Timeout*>(p);
-    self->armed_ = false;
+    self->armed_ = Armed::kNone;
     detail::TaskBase* t = self->task_;
     // wait_for(): the awaited work already woke the task in this iteration
     // (it is not waiting on anything and its step is queued): let that step
@@ -69,8 +94,8 @@ void Timeout::fired(void* p) {
     if (self->grace_ && !self->deferred_ && !t->waiter_ && t->step_scheduled_) {
         self->deferred_ = true;
         EventLoop& loop = *t->loop_;
-        self->timer_ = loop.call_at(loop.time(), detail::Callback(&fired, self));
-        self->armed_ = true;
+        self->timer_ = loop.call_at(loop.time(), detail::Callback::bind<&fired>(self));
+        self->armed_ = Armed::kTimer;
         return;
     }
     self->state_ = State::kExpiring;
@@ -97,6 +122,18 @@ bool Timeout::leave_cancelled() noexcept {
     }
     if (state_ == State::kEntered) state_ = State::kExited;
     return false;
+}
+
+void Timeout::leave_and_rethrow() {
+    try {
+        throw;
+    } catch (const CancelledError&) {
+        if (leave_cancelled()) std::throw_with_nested(TimeoutError());
+        throw;
+    } catch (...) {
+        leave();
+        throw;
+    }
 }
 
 }  // namespace asyncio

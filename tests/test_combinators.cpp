@@ -2,6 +2,7 @@
 // test_tasks.py and test_waitfor.py, translated.
 #include <algorithm>
 #include <chrono>
+#include <cstddef>
 #include <exception>
 #include <stdexcept>
 #include <thread>
@@ -409,6 +410,97 @@ TEST(WaitFor, GivesTheResultWhenInTime) {
     });
 }
 
+TEST(WaitFor, DeadlineCountsFromTheAwaitNotTheCall) {
+    // As Python, where wait_for() is a coroutine function: calling it needs
+    // no loop, and its timeout() scope reads the clock when it runs.
+    auto c = asyncio::wait_for(value_after(8, 1), 10.0);
+    EXPECT_EQ(asyncio::run(std::move(c)), 8);
+    asyncio::testing::run_test([&]() -> asyncio::Coro<> {
+        auto late = asyncio::wait_for(value_after(9, 1), 0.05);
+        co_await asyncio::sleep(0.06);  // longer than the timeout, before the await
+        EXPECT_EQ(co_await std::move(late), 9);
+    });
+}
+
+asyncio::Coro<int> never_started(bool* started) {
+    *started = true;
+    co_return 1;
+}
+
+TEST(WaitFor, CoroTimesOutInlineAndLeavesNoTimer) {
+    asyncio::testing::run_test([&]() -> asyncio::Coro<> {
+        const std::size_t timers = asyncio::get_running_loop().live_timer_count();  // the watchdog's
+        Log log;
+        EXPECT_THROW(co_await asyncio::wait_for(sleep_forever(&log, "body"), 0.001), asyncio::TimeoutError);
+        EXPECT_EQ(log, Log{"body cancelled"});
+        EXPECT_EQ(asyncio::current_task()->cancelling(), 0);
+        EXPECT_EQ(co_await asyncio::wait_for(value_after(1, 1), 10.0), 1);
+        EXPECT_EQ(asyncio::get_running_loop().live_timer_count(), timers);  // disarmed on leaving
+    });
+}
+
+asyncio::Coro<int> wait_for_scoped_body(asyncio::Timeout* cm) {
+    co_return co_await cm->run(asyncio::wait_for(value_after(6, 1), 10.0));
+}
+
+TEST(WaitFor, ResultIsAcceptedWhereACoroIs) {
+    // wait_for() gives a lazy awaitable that converts to a Coro (one frame):
+    // each entry point that takes a Coro takes it, with the same outcome.
+    asyncio::testing::run_test([&]() -> asyncio::Coro<> {
+        auto& loop = asyncio::get_running_loop();
+        const std::size_t timers = loop.live_timer_count();
+        asyncio::Coro<int> c = asyncio::wait_for(value_after(1, 1), 10.0);
+        EXPECT_EQ(co_await std::move(c), 1);
+        auto t1 = asyncio::create_task(asyncio::wait_for(value_after(2, 1), 10.0));
+        auto t2 = loop.create_task(asyncio::wait_for(value_after(3, 1), 10.0), "t2");
+        Log log;
+        auto t3 = loop.create_task(asyncio::wait_for(sleep_forever(&log, "t3"), 0.001));
+        auto [a, b] = co_await asyncio::gather(asyncio::wait_for(value_after(4, 2), 10.0),
+                                               asyncio::wait_for(t1, 10.0));
+        EXPECT_EQ(a, 4);
+        EXPECT_EQ(b, 2);
+        EXPECT_EQ(co_await t2, 3);
+        EXPECT_THROW(co_await t3, asyncio::TimeoutError);
+        EXPECT_EQ(log, Log{"t3 cancelled"});
+        bool started = false;
+        asyncio::Coro<int> never = asyncio::wait_for(never_started(&started), 0);
+        EXPECT_THROW(co_await std::move(never), asyncio::TimeoutError);
+        EXPECT_FALSE(started);
+        auto cm = asyncio::timeout(10.0);
+        EXPECT_EQ(co_await wait_for_scoped_body(&cm), 6);
+        asyncio::TaskGroup tg;
+        int in_group = 0;
+        co_await tg.run([&]() -> asyncio::Coro<> {
+            auto t = tg.create_task(asyncio::wait_for(value_after(7, 1), 10.0));
+            in_group = co_await t;
+        }());
+        EXPECT_EQ(in_group, 7);
+        asyncio::TaskGroup tg2;
+        EXPECT_EQ(co_await tg2.run(asyncio::wait_for(value_after(8, 1), 10.0)), 8);
+        EXPECT_EQ(loop.live_timer_count(), timers);
+    });
+    EXPECT_EQ(asyncio::run(asyncio::wait_for(value_after(5, 1), 10.0)), 5);
+    asyncio::EventLoop loop;
+    EXPECT_EQ(loop.run_until_complete(asyncio::wait_for(value_after(9, 1), 10.0)), 9);
+    loop.close();
+}
+
+asyncio::Coro<int> await_itself(asyncio::Task<int>* self) {
+    co_await asyncio::sleep(0);
+    co_return co_await asyncio::wait_for(*self, 10.0);
+}
+
+TEST(WaitFor, ErrorWhenSuspendingLeavesTheScope) {
+    asyncio::testing::run_test([&]() -> asyncio::Coro<> {
+        const std::size_t timers = asyncio::get_running_loop().live_timer_count();
+        asyncio::Task<int> self;
+        self = asyncio::create_task(await_itself(&self));
+        EXPECT_THROW(co_await self, asyncio::RuntimeError);  // "Task cannot await on itself"
+        EXPECT_EQ(asyncio::get_running_loop().live_timer_count(), timers);
+        self = asyncio::Task<int>();
+    });
+}
+
 asyncio::Coro<int> slow_to_cancel(Log* log) {
     std::exception_ptr cancelled;
     try {
@@ -506,11 +598,6 @@ TEST(WaitFor, CancellingTheCallerCancelsTheInnerTask) {
         EXPECT_THROW(co_await w, asyncio::CancelledError);
         EXPECT_TRUE(inner.cancelled());
     });
-}
-
-asyncio::Coro<int> never_started(bool* started) {
-    *started = true;
-    co_return 1;
 }
 
 TEST(WaitFor, ZeroOrNegativeTimeout) {

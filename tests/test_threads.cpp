@@ -421,6 +421,18 @@ TEST(RunCoroutineThreadsafe, ExceptionPropagatesToTheWaitingThread) {
     EXPECT_EQ(msg, "from the loop");
 }
 
+TEST(RunCoroutineThreadsafe, TakesWaitForsResult) {
+    int got = 0;
+    run_test([&]() -> asyncio::Coro<> {
+        asyncio::EventLoop* loop = &asyncio::get_running_loop();
+        co_await asyncio::to_thread([loop, &got] {
+            // wait_for() reads the clock only when awaited: fine off the loop thread.
+            got = asyncio::run_coroutine_threadsafe(asyncio::wait_for(add_later(2, 3), 10.0), *loop).result();
+        });
+    });
+    EXPECT_EQ(got, 5);
+}
+
 TEST(RunCoroutineThreadsafe, ResultTimeoutThenCancelCancelsTheTask) {
     std::atomic<bool> saw_cancel{false};
     bool timed_out = false, cancel_ok = false, result_cancelled = false;

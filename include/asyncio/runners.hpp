@@ -38,5 +38,10 @@ template <class T>
 T run(Coro<T> main, bool debug) {
     return run(std::move(main), std::optional<bool>(debug));
 }
+/// A lazy awaitable that converts to a Coro (wait_for()'s result).
+template <detail::coro_convertible C>
+auto run(C main, std::optional<bool> debug = std::nullopt) {
+    return run(detail::coro_of_t<C>(std::move(main)), debug);
+}
 
 }  // namespace asyncio

@@ -46,6 +46,10 @@ public:
     ///   task (cancelling()), also through nested groups (gh-116720).
     template <class T>
     Coro<T> run(Coro<T> body);
+    template <detail::coro_convertible C>
+    auto run(C body) {
+        return run(detail::coro_of_t<C>(std::move(body)));
+    }
 
     /// Python's TaskGroup.create_task(): schedule `coro` as a child task.
     ///
@@ -66,6 +70,11 @@ public:
         Task<T> t = loop_->create_task(std::move(coro), std::move(name));
         adopt(t);
         return t;
+    }
+    /// A lazy awaitable that converts to a Coro (wait_for()'s result).
+    template <detail::coro_convertible C, class... Name>
+    auto create_task(C c, Name... name) {  // (c) or (c, name)
+        return create_task(detail::coro_of_t<C>(std::move(c)), std::move(name)...);
     }
 
     // ---- internal ---------------------------------------------------------

@@ -527,5 +527,10 @@ ConcurrentFuture<T> run_coroutine_threadsafe(Coro<T> coro, EventLoop& loop) {
     loop.call_soon_threadsafe(detail::StartThreadsafe<T>{std::move(coro), std::move(st), lp});
     return fut;
 }
+/// A lazy awaitable that converts to a Coro (wait_for()'s result).
+template <detail::coro_convertible C>
+auto run_coroutine_threadsafe(C coro, EventLoop& loop) {
+    return run_coroutine_threadsafe(detail::coro_of_t<C>(std::move(coro)), loop);
+}
 
 }  // namespace asyncio

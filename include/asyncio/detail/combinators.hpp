@@ -658,8 +658,104 @@ Coro<T> wait_for_not_started(Coro<T> c) {
         co_return std::move(*never);
     }
 }
+/// What wait_for() returns: a lazy awaitable (nothing happens until it is
+/// awaited, as a Python coroutine). `co_await` runs the scope in an awaiter
+/// in the caller's frame, driving `aw`'s own awaiter directly: no coroutine
+/// frame of its own. It converts to a Coro<T> (one frame) where a Coro is
+/// needed (asyncio::run, TaskGroup::create_task...).
+template <class T, class Aw>
+class WaitForAwaiter;
 
-double deadline_after(double seconds);
+template <class T, class Aw>
+class [[nodiscard]] WaitFor {
+public:
+    using value_type = T;
+    WaitFor(Aw aw, std::optional<double> delay) noexcept : aw_(std::move(aw)), delay_(delay) {}
+    WaitFor(WaitFor&&) noexcept = default;
+    WaitFor(const WaitFor&) = delete;
+    WaitFor& operator=(const WaitFor&) = delete;
+
+    WaitForAwaiter<T, Aw> operator co_await() && { return WaitForAwaiter<T, Aw>(std::move(aw_), delay_); }
+    operator Coro<T>() && {  // NOLINT(google-explicit-constructor)
+        if (expired(delay_)) return expired_path(std::move(aw_));
+        return run_scoped<T>(nullptr, delay_, std::move(aw_));
+    }
+
+    // internal
+    static bool expired(std::optional<double> delay) noexcept { return delay && *delay <= 0; }
+    /// A timeout <= 0: Python's fast path (never starts a Coro; a done
+    /// task's result; else cancel, wait and raise TimeoutError).
+    static Coro<T> expired_path(Aw aw) {
+        if constexpr (is_coro<Aw>::value)
+            return wait_for_not_started<T>(std::move(aw));
+        else
+            return wait_for_expired(std::move(aw));
+    }
+
+private:
+    Aw aw_;
+    std::optional<double> delay_;
+};
+
+template <class T, class Aw>
+class WaitForAwaiter {
+    using Inner = decltype(std::declval<Aw>().operator co_await());
+
+public:
+    WaitForAwaiter(Aw&& aw, std::optional<double> delay)
+        : delay_(delay),
+          expired_(WaitFor<T, Aw>::expired(delay)),
+          slow_(WaitFor<T, Aw>::expired(delay) ? WaitFor<T, Aw>::expired_path(copy_or_take(aw)).release() : nullptr),
+          inner_(std::move(aw).operator co_await()) {}
+    WaitForAwaiter(const WaitForAwaiter&) = delete;
+
+    bool await_ready() {
+        if (expired_) return false;
+        cm_.enter_after(delay_);
+        return inner_.await_ready();
+    }
+    template <class P>
+    void await_suspend(std::coroutine_handle<P> h) {
+        static_assert(std::is_void_v<decltype(inner_.await_suspend(h))>);
+        if (expired_) return slow_.await_suspend(h);
+        try {
+            inner_.await_suspend(h);
+        } catch (...) {
+            cm_.leave_and_rethrow();
+        }
+    }
+    T await_resume() {
+        if (expired_) return slow_.await_resume();
+        try {
+            if constexpr (std::is_void_v<T>) {
+                inner_.await_resume();
+                cm_.leave();
+            } else {
+                T v = inner_.await_resume();
+                cm_.leave();
+                return v;
+            }
+        } catch (...) {
+            cm_.leave_and_rethrow();
+        }
+    }
+
+private:
+    // The expired path consumes a Coro (inner_ then holds nothing) or a
+    // copy of a task/future handle (inner_ keeps one it never awaits).
+    static Aw copy_or_take(Aw& aw) {
+        if constexpr (is_coro<Aw>::value)
+            return std::move(aw);
+        else
+            return aw;
+    }
+
+    Timeout cm_{std::nullopt};
+    std::optional<double> delay_;
+    bool expired_;
+    CoroAwaiter<T> slow_;
+    Inner inner_;
+};
 }  // namespace detail
 
 /// Python's asyncio.wait_for(aw, timeout) with 3.12 semantics (built on
@@ -667,6 +763,9 @@ double deadline_after(double seconds);
 /// result), or TimeoutError once `timeout` passed. A Coro runs inline in the
 /// awaiting task, as in Python 3.12.
 ///
+/// Returns a lazy awaitable (await it once, as an rvalue) that converts to a
+/// Coro<T>; the deadline counts from the await, as Python's does from the
+/// wait_for() coroutine's start.
 /// `timeout`: seconds, a std::chrono duration, or std::nullopt (no limit).
 /// On timeout the inner work is cancelled and wait_for waits until it has
 /// really finished, then raises TimeoutError (nesting the CancelledError).
@@ -683,18 +782,9 @@ auto wait_for(A&& aw, detail::OptDelay timeout) {
     using D = std::remove_cvref_t<A>;
     if constexpr (detail::is_coro<D>::value) {
         static_assert(!std::is_lvalue_reference_v<A>, "pass a Coro as an rvalue (std::move it)");
-        using T = typename D::value_type;
-        if (timeout.seconds && *timeout.seconds <= 0) return detail::wait_for_not_started<T>(std::move(aw));
-        std::optional<double> when;
-        if (timeout.seconds) when = detail::deadline_after(*timeout.seconds);
-        return detail::run_scoped<T>(nullptr, when, true, std::move(aw));
+        return detail::WaitFor<typename D::value_type, D>(std::move(aw), timeout.seconds);
     } else if constexpr (detail::is_future_handle_v<D>) {
-        using T = typename D::value_type;
-        D h(std::forward<A>(aw));
-        if (timeout.seconds && *timeout.seconds <= 0) return detail::wait_for_expired(std::move(h));
-        std::optional<double> when;
-        if (timeout.seconds) when = detail::deadline_after(*timeout.seconds);
-        return detail::run_scoped<T>(nullptr, when, true, std::move(h));
+        return detail::WaitFor<typename D::value_type, D>(D(std::forward<A>(aw)), timeout.seconds);
     } else {
         using R = detail::awaitable_result_t<A>;
         return wait_for(detail::wrap_awaitable<R>(D(std::forward<A>(aw))), timeout);

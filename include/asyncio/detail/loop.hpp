@@ -32,6 +32,15 @@ class Socket;       // sockets.hpp
 struct AddrInfo;    // sockets.hpp
 
 namespace detail {
+/// A lazy awaitable that converts to a Coro<value_type> (wait_for()'s
+/// result): the functions that take a Coro take it too.
+template <class C>
+concept coro_convertible = requires { typename C::value_type; } &&
+                           !std::is_same_v<C, Coro<typename C::value_type>> &&
+                           std::is_convertible_v<C, Coro<typename C::value_type>>;
+template <class C>
+using coro_of_t = Coro<typename C::value_type>;
+
 template <class Rep, class Period>
 double to_seconds(std::chrono::duration<Rep, Period> d) {
     return std::chrono::duration<double>(d).count();
@@ -202,6 +211,10 @@ public:
     template <class T> T run_until_complete(Coro<T> coro);
     template <class T> T run_until_complete(Task<T> task);
     template <class T> T run_until_complete(Future<T> fut);
+    template <detail::coro_convertible C>
+    auto run_until_complete(C c) {
+        return run_until_complete(detail::coro_of_t<C>(std::move(c)));
+    }
     /// Run until stop() is called.
     void run_forever();
     /// Stop after the current iteration.
@@ -268,6 +281,10 @@ public:
     /// Schedule the coroutine as a Task (Python's loop.create_task).
     template <class T> Task<T> create_task(Coro<T> coro);
     template <class T> Task<T> create_task(Coro<T> coro, std::string name);
+    template <detail::coro_convertible C, class... Name>
+    auto create_task(C c, Name... name) {  // (c) or (c, name)
+        return create_task(detail::coro_of_t<C>(std::move(c)), std::move(name)...);
+    }
     /// A new pending Future bound to this loop.
     template <class T = void> Future<T> create_future();
 

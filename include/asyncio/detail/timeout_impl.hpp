@@ -47,7 +47,9 @@ public:
     explicit Timeout(std::optional<double> when) noexcept : when_(when) {}
     Timeout(const Timeout&) = delete;
     Timeout& operator=(const Timeout&) = delete;
-    ~Timeout();
+    ~Timeout() {
+        if (armed_ != Armed::kNone) disarm();
+    }
 
     /// The current deadline in loop time, or nullopt for none.
     std::optional<double> when() const noexcept { return when_; }
@@ -74,20 +76,32 @@ public:
     ///   deadline also passed.
     template <class T>
     Coro<T> run(Coro<T> body);
+    template <detail::coro_convertible C>
+    auto run(C body) {
+        return run(detail::coro_of_t<C>(std::move(body)));
+    }
 
     // ---- internal (the __aenter__/__aexit__ halves) ----------------------
     void enter();
+    /// wait_for()'s entry: the deadline is `delay` from now (one clock read,
+    /// none for nullopt), with the grace rule (see the file comment).
+    void enter_after(std::optional<double> delay);
     /// __aexit__ for a body that returned or raised something other than
-    /// CancelledError.
+    /// CancelledError. Idempotent.
     void leave() noexcept;
     /// __aexit__ for CancelledError: true if it must become TimeoutError.
     bool leave_cancelled() noexcept;
-    void set_grace() noexcept { grace_ = true; }
+    /// __aexit__ from a catch block: rethrow the exception being handled,
+    /// or TimeoutError (nesting it) if it is this scope's cancellation.
+    [[noreturn]] void leave_and_rethrow();
 
 private:
     enum class State : std::uint8_t { kCreated, kEntered, kExpiring, kExpired, kExited };
+    enum class Armed : std::uint8_t { kNone, kTimer, kSoon };
     static void fired(void* self);
+    void enter_task();
     void arm();
+    void arm_at(EventLoop& loop, double now);
     void disarm() noexcept;
 
     std::optional<double> when_;
@@ -96,7 +110,7 @@ private:
     detail::TaskBase* task_ = nullptr;
     std::uint32_t cancelling_ = 0;  // the task's cancelling() at entry
     State state_ = State::kCreated;
-    bool armed_ = false;
+    Armed armed_ = Armed::kNone;
     bool grace_ = false;
     bool deferred_ = false;
 };
@@ -105,38 +119,35 @@ namespace detail {
 template <class T>
 using value_or_monostate_t = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
 
-/// The body of Timeout::run() and wait_for(): enter `*ext` (or a scope owned
-/// by this frame, deadline `own_when`), await `aw` inline, leave.
+/// The body of Timeout::run() and wait_for(): enter `*ext`, or (ext null) a
+/// scope owned by this frame whose deadline is `delay` from entry, with
+/// wait_for()'s grace rule; await `aw` inline; leave.
 template <class T, class Aw>
-Coro<T> run_scoped(Timeout* ext, std::optional<double> own_when, bool grace, Aw aw) {
-    Timeout own(own_when);
+Coro<T> run_scoped(Timeout* ext, std::optional<double> delay, Aw aw) {
+    Timeout own(std::nullopt);
     Timeout& cm = ext ? *ext : own;
-    if (grace) cm.set_grace();
-    cm.enter();
-    std::optional<value_or_monostate_t<T>> result;
+    if (ext)
+        cm.enter();
+    else
+        cm.enter_after(delay);
     try {
         if constexpr (std::is_void_v<T>) {
             co_await std::move(aw);
-            result.emplace();
+            cm.leave();
         } else {
             T v = co_await std::move(aw);
-            result.emplace(std::move(v));
+            cm.leave();
+            co_return std::move(v);  // a throwing move: leave() again below is a no-op
         }
-    } catch (const CancelledError&) {
-        if (cm.leave_cancelled()) std::throw_with_nested(TimeoutError());
-        throw;
     } catch (...) {
-        cm.leave();
-        throw;
+        cm.leave_and_rethrow();
     }
-    cm.leave();
-    if constexpr (!std::is_void_v<T>) co_return std::move(*result);
 }
 }  // namespace detail
 
 template <class T>
 Coro<T> Timeout::run(Coro<T> body) {
-    return detail::run_scoped<T>(this, std::nullopt, false, std::move(body));
+    return detail::run_scoped<T>(this, std::nullopt, std::move(body));
 }
 
 /// Python's asyncio.timeout(delay): a Timeout scope whose deadline is
