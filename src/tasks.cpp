@@ -176,16 +176,6 @@ std::size_t FutureBase::remove_matching(const void* type, const void* key) {
     return removed;
 }
 
-namespace {
-// Detach the whole list, as a null-terminated chain from the head.
-DoneNode* take_callbacks(DoneNode*& tail) noexcept {
-    if (!tail) return nullptr;
-    DoneNode* head = tail->next;
-    tail->next = nullptr;
-    tail = nullptr;
-    return head;
-}
-}  // namespace
 
 bool FutureBase::cancel(const std::string* msg) {
     if (is_task_) return static_cast<TaskBase*>(this)->task_cancel(msg);
@@ -257,7 +247,7 @@ void init_future(FutureBase* f, EventLoop& loop) {
 
 void future_destroyed_slow(FutureBase* f) noexcept {
     // Free any user callbacks still registered.
-    DoneNode* c = take_callbacks(f->cb_tail_);
+    DoneNode* c = f->take_nodes();
     while (c) {
         DoneNode* next = c->next;
         dispose_node(c);

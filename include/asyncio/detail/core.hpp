@@ -160,12 +160,17 @@ struct FutureBase : RegLink {
     /// Unlink n if it is still registered; true if it was.
     bool remove_node(DoneNode* n) noexcept;
     std::size_t remove_matching(const void* type, const void* key);
-    /// Complete: detach every node in order and let each schedule itself.
-    void schedule_callbacks() noexcept {
-        if (!cb_tail_) return;
-        DoneNode* c = cb_tail_->next;  // the head
+    /// Detach the whole list, as a null-terminated chain from the head.
+    DoneNode* take_nodes() noexcept {
+        if (!cb_tail_) return nullptr;
+        DoneNode* head = cb_tail_->next;
         cb_tail_->next = nullptr;
         cb_tail_ = nullptr;
+        return head;
+    }
+    /// Complete: detach every node in order and let each schedule itself.
+    void schedule_callbacks() noexcept {
+        DoneNode* c = take_nodes();
         while (c) {
             DoneNode* next = c->next;
             c->next = nullptr;
