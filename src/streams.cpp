@@ -120,7 +120,7 @@ struct DataWait : Waiter {
     bool await_ready() const noexcept { return false; }
     template <class P>
     void await_suspend(std::coroutine_handle<P> h) {
-        t = h.promise().task_;
+        t = h.promise().task();
         if (s->paused) {
             s->paused = false;
             if (s->transport) s->transport->resume_reading();

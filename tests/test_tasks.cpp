@@ -97,6 +97,49 @@ TEST(TaskName, SetNameAndNamedCreateTask) {
     });
 }
 
+// Names and cancellation messages live in a side table, not in every task
+// (see FutureBase::extra()): they must be found while the task lives, even
+// after its loop is gone, and freed with it.
+TEST(TaskName, NamesAndCancelMessagesAreFreedWithTheirFutures) {
+    const std::size_t before = asyncio::detail::extra_table_size();
+    run_test([]() -> Coro<> {
+        auto a = asyncio::create_task(value_after_yield(1), "a");
+        auto b = asyncio::create_task(value_after_yield(2));
+        b.set_name("b");
+        auto c = asyncio::create_task(value_after_yield(3));
+        EXPECT_TRUE(c.cancel("stop"));
+        auto f = asyncio::get_running_loop().create_future<int>();
+        EXPECT_TRUE(f.cancel("future stop"));
+        EXPECT_EQ(a.get_name(), "a");
+        EXPECT_EQ(b.get_name(), "b");
+        co_await a;
+        co_await b;
+        try {
+            co_await c;
+            ADD_FAILURE() << "c was cancelled";
+        } catch (const asyncio::CancelledError& e) {
+            EXPECT_STREQ(e.what(), "stop");
+        }
+        try {
+            (void)f.result();
+            ADD_FAILURE() << "f was cancelled";
+        } catch (const asyncio::CancelledError& e) {
+            EXPECT_STREQ(e.what(), "future stop");
+        }
+    });
+    EXPECT_EQ(asyncio::detail::extra_table_size(), before);
+
+    asyncio::Task<int> kept;
+    {
+        asyncio::EventLoop loop;
+        loop.set_exception_handler([](asyncio::EventLoop&, const asyncio::ExceptionContext&) {});
+        kept = loop.create_task(value_after_yield(4), "kept");
+    }
+    EXPECT_EQ(kept.get_name(), "kept");  // the loop is gone, the name is not
+    kept = asyncio::Task<int>();
+    EXPECT_EQ(asyncio::detail::extra_table_size(), before);
+}
+
 // ---- scheduling --------------------------------------------------------------
 
 TEST(CreateTask, FirstStepIsScheduledNotEager) {

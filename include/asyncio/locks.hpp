@@ -75,7 +75,7 @@ public:
     bool await_ready() noexcept { return m_->try_acquire_fast(); }
     template <class P>
     void await_suspend(std::coroutine_handle<P> h) {
-        TaskBase* t = h.promise().task_;
+        TaskBase* t = h.promise().task();
         m_->bind(*t->loop_, M::kName);
         suspend_in(m_->waiters_, t, h);
     }
@@ -112,7 +112,7 @@ public:
     bool await_ready() const noexcept { return ready_; }
     template <class P>
     void await_suspend(std::coroutine_handle<P> h) {
-        TaskBase* t = h.promise().task_;
+        TaskBase* t = h.promise().task();
         list->owner()->bind(*t->loop_, *Name);
         suspend_in(*list, t, h);
     }

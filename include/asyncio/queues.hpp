@@ -42,7 +42,7 @@ public:
     bool await_ready() const noexcept { return !q_->empty() || q_->shutdown_; }
     template <class P>
     void await_suspend(std::coroutine_handle<P> h) {
-        TaskBase* t = h.promise().task_;
+        TaskBase* t = h.promise().task();
         q_->bind(*t->loop_, "asyncio.queues.Queue");
         suspend_in(q_->getters_, t, h);
     }
@@ -75,7 +75,7 @@ public:
     bool await_ready() const noexcept { return !q_->full() || q_->shutdown_; }
     template <class P>
     void await_suspend(std::coroutine_handle<P> h) {
-        TaskBase* t = h.promise().task_;
+        TaskBase* t = h.promise().task();
         q_->bind(*t->loop_, "asyncio.queues.Queue");
         suspend_in(q_->putters_, t, h);
     }

@@ -159,7 +159,7 @@ public:
         core_.nodes = nodes_.data();
         core_.n = sizeof...(Hs);
         core_.mode = RE ? ManyCore::Mode::kGatherReturnExceptions : ManyCore::Mode::kGather;
-        return core_.suspend(h.promise().task_, h, std::nullopt);
+        return core_.suspend(h.promise().task(), h, std::nullopt);
     }
     result_type await_resume() {
         core_.check_gather();
@@ -208,7 +208,7 @@ public:
     bool await_suspend(std::coroutine_handle<P> h) {
         bind_nodes(core_, nodes_, children_);
         core_.mode = RE ? ManyCore::Mode::kGatherReturnExceptions : ManyCore::Mode::kGather;
-        return core_.suspend(h.promise().task_, h, std::nullopt);
+        return core_.suspend(h.promise().task(), h, std::nullopt);
     }
     std::vector<element_type> await_resume() {
         core_.check_gather();
@@ -321,7 +321,7 @@ public:
         core_.mode = rw_ == FIRST_COMPLETED   ? ManyCore::Mode::kFirstCompleted
                      : rw_ == FIRST_EXCEPTION ? ManyCore::Mode::kFirstException
                                               : ManyCore::Mode::kAllCompleted;
-        return core_.suspend(h.promise().task_, h, timeout_);
+        return core_.suspend(h.promise().task(), h, timeout_);
     }
     WaitResult<H> await_resume() {
         core_.check_wait();
@@ -443,7 +443,7 @@ public:
     bool await_ready() const noexcept { return ready(); }
     template <class P>
     void await_suspend(std::coroutine_handle<P> h) {
-        suspend(h.promise().task_, h);
+        suspend(h.promise().task(), h);
     }
     decltype(auto) await_resume() {
         std::uint32_t i = resume();
@@ -611,7 +611,7 @@ public:
     bool await_ready() const noexcept { return f_->done(); }
     template <class P>
     void await_suspend(std::coroutine_handle<P> h) {
-        task_ = h.promise().task_;
+        task_ = h.promise().task();
         f_->add_node(this);
         linked_ = true;
         task_->suspend_on(h, this);

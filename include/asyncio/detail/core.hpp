@@ -8,8 +8,11 @@
 //   alive"), dropped when the task finishes.
 // - TaskBase extends it with the task driver. A task is one allocation: every
 //   coroutine frame's promise is a TaskBase, the root frame's one is the task.
-//   A nested coroutine (`co_await child()`) only uses `task_` (its root) and
-//   `link_` (its parent); it is the child iff task_ != this.
+//   A nested coroutine (`co_await child()`) only uses `root_` (its task) and
+//   `link_` (its parent); the root is the one with is_task_ set. Fields only
+//   one of the two needs share storage (root_/waiter_), and a task's
+//   resume point is its own `link_` marked `parked_`: a task with its
+//   frame costs as little as possible (a suspended task is ~190 bytes).
 // - Resumption never nests: awaiters store the next coroutine to run in the
 //   root's `link_` and suspend; TaskBase::step() is a trampoline that resumes
 //   `link_` until it is empty. Deep chains of nested coroutines and long runs
@@ -113,8 +116,6 @@ struct FutureBase : RegLink {
     // (tail->next is the head): O(1) append in one word.
     DoneNode* cb_tail_ = nullptr;
     std::exception_ptr exception_;
-    std::unique_ptr<FutureExtra> extra_;
-    void (*destroy_)(FutureBase*) noexcept = nullptr;
     std::uint32_t refs_ = 0;
     State state_ = State::kPending;
     bool log_traceback_ : 1 = false;  // an exception nobody has looked at yet
@@ -124,6 +125,11 @@ struct FutureBase : RegLink {
     bool throw_cancel_ : 1 = false;  // the awaiter being resumed raises CancelledError
     bool started_ : 1 = false;
     bool step_scheduled_ : 1 = false;
+    bool parked_ : 1 = false;  // a task's link_ is where its next step resumes
+    bool has_extra_ : 1 = false;  // has a FutureExtra (see extra())
+    // A task: its offset from the start of its coroutine frame (destroy()
+    // finds the frame from it, so no per-type function pointer is stored).
+    std::uint16_t frame_offset_ = 0;
 
     bool done() const noexcept { return state_ != State::kPending; }
     bool cancelled() const noexcept { return state_ == State::kCancelled; }
@@ -133,12 +139,16 @@ struct FutureBase : RegLink {
         if (--refs_ == 0) destroy();
     }
     void destroy() noexcept;  // see destroy_coroutine()
+    void destroy_now() noexcept;
 
-    FutureExtra& extra() {
-        if (!extra_) extra_ = std::make_unique<FutureExtra>();
-        return *extra_;
-    }
-    std::string cancel_message() const { return extra_ ? extra_->cancel_msg : std::string(); }
+    /// The rarely used part (a task's name, a cancellation message) lives
+    /// in a side table, not in every future: created on first use, freed
+    /// by destroy_now().
+    FutureExtra& extra();
+    /// The FutureExtra, or null if there is none.
+    FutureExtra* find_extra() const noexcept;
+    void drop_extra() noexcept;
+    std::string cancel_message() const;
 
     EventLoop& loop() const;  // RuntimeError once the loop is gone
 
@@ -203,14 +213,19 @@ struct FutureBase : RegLink {
 };
 
 struct TaskBase : FutureBase {
-    std::coroutine_handle<> resume_point_;  // where the next step resumes
-    // Root: the trampoline's next coroutine to resume in this step.
+    // Root, running: the trampoline's next coroutine to resume in this step.
+    // Root, suspended (parked_): where the next step resumes.
     // Nested coroutine: its parent, to resume when it finishes.
     std::coroutine_handle<> link_;
-    TaskBase* task_ = nullptr;              // the root (the task) this frame runs in
-    Waiter* waiter_ = nullptr;              // what a suspended task waits on, if interruptible
+    union {
+        TaskBase* root_;             // a nested coroutine: the task it runs in
+        Waiter* waiter_ = nullptr;   // a task: what it waits on while suspended, if interruptible
+    };
     std::uint32_t id_ = 0;                  // Task-<id>
     std::uint32_t num_cancels_requested_ = 0;
+
+    /// The task this coroutine frame runs in (itself for a task's root).
+    TaskBase* task() noexcept { return is_task_ ? this : root_; }
 
     /// Put this task's next step on the loop's ready queue.
     void schedule_step();
@@ -218,6 +233,10 @@ struct TaskBase : FutureBase {
     static void step_thunk(void* self);
     void step() { run_step(); }
     void run_step();
+    /// Resume link_ until a coroutine parks the task or the root finishes.
+    void trampoline() {
+        while (link_ && !parked_) std::exchange(link_, nullptr).resume();
+    }
     bool enter_step_slow();
     void run_timed_step(EventLoop* loop);
     void leave_step_slow();
@@ -237,8 +256,10 @@ struct TaskBase : FutureBase {
     void wake_cancelled(const std::string* msg);
 
     /// Suspend the running coroutine h of this task until woken.
+    /// Must be the last thing an await_suspend does (nothing may throw after it).
     void suspend_on(std::coroutine_handle<> h, Waiter* w) noexcept {
-        resume_point_ = h;
+        link_ = h;
+        parked_ = true;
         waiter_ = w;
     }
     /// Wake a suspended task (the thing it waited on is done).
@@ -249,6 +270,15 @@ struct TaskBase : FutureBase {
 
     std::string get_name() const;
     void set_name(std::string name);
+};
+
+/// How many futures have a FutureExtra now (for tests: nothing may leak).
+std::size_t extra_table_size() noexcept;
+
+/// A Future<T>'s state: how to destroy it is per value type. (A task is
+/// destroyed through its coroutine frame, see FutureBase::frame_offset_.)
+struct FutureStateBase : FutureBase {
+    void (*destroy_)(FutureBase*) noexcept = nullptr;
 };
 
 /// Destroy a coroutine frame that another frame owned (a Coro awaited

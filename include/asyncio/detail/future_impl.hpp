@@ -111,7 +111,7 @@ template <>
 struct ValueSlot<void> {};
 
 template <class T>
-struct FutureState : FutureBase, ValueSlot<T> {
+struct FutureState : FutureStateBase, ValueSlot<T> {
     static void destroy_state(FutureBase* f) noexcept;
     // Same pool as coroutine frames: a future per switch costs no malloc.
     static void* operator new(std::size_t n) { return frame_alloc(n); }
@@ -161,7 +161,7 @@ public:
     bool await_ready() const { return h_.base()->done(); }
     template <class P>
     void await_suspend(std::coroutine_handle<P> h) {
-        task_ = h.promise().task_;
+        task_ = h.promise().task();
         FutureBase* f = h_.raw();
         if (f == task_) throw RuntimeError("Task cannot await on itself: " + task_->repr());
         if (f->loop_ != task_->loop_)
@@ -202,7 +202,7 @@ public:
     Future() : Future(detail::running_loop()) {}
     /// A new future on `loop`.
     explicit Future(EventLoop& loop) : FutureRef(new detail::FutureState<T>(), Adopt{}) {
-        p_->destroy_ = &detail::FutureState<T>::destroy_state;
+        state()->destroy_ = &detail::FutureState<T>::destroy_state;
         detail::init_future(p_, loop);
     }
 

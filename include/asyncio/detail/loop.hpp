@@ -497,7 +497,7 @@ public:
     bool await_ready() const noexcept { return false; }
     template <class P>
     void await_suspend(std::coroutine_handle<P> h) {
-        w_.task = h.promise().task_;
+        w_.task = h.promise().task();
         w_.loop->attach_io_waiter(&w_);
         w_.task->suspend_on(h, &w_);
     }

@@ -40,10 +40,6 @@ struct PromiseValue<void> {
 template <class T>
 class Promise : public TaskBase, public PromiseValue<T> {
 public:
-    Promise() noexcept {
-        task_ = this;
-        destroy_ = &destroy_frame;
-    }
     Coro<T> get_return_object() noexcept;
     std::suspend_always initial_suspend() noexcept { return {}; }
 
@@ -51,8 +47,8 @@ public:
         bool await_ready() const noexcept { return false; }
         void await_suspend(std::coroutine_handle<Promise> h) noexcept {
             Promise& p = h.promise();
-            if (p.task_ != &p)
-                p.task_->link_ = p.link_;  // back to the parent, via the trampoline
+            if (!p.is_task_)
+                p.root_->link_ = p.link_;  // back to the parent, via the trampoline
             else
                 p.finish();  // a task's root coroutine
         }
@@ -66,13 +62,6 @@ public:
 
     std::coroutine_handle<Promise> handle() noexcept {
         return std::coroutine_handle<Promise>::from_promise(*this);
-    }
-
-private:
-    static void destroy_frame(FutureBase* f) noexcept {
-        auto* p = static_cast<Promise*>(static_cast<TaskBase*>(f));
-        if (p->linked()) future_destroyed(f);
-        p->handle().destroy();
     }
 };
 
@@ -89,10 +78,11 @@ public:
     template <class P>
     void await_suspend(std::coroutine_handle<P> parent) noexcept {
         Promise<T>& cp = h_.promise();
-        cp.task_ = parent.promise().task_;
+        TaskBase* t = parent.promise().task();
+        cp.root_ = t;
         cp.link_ = parent;
         cp.started_ = true;
-        cp.task_->link_ = h_;
+        t->link_ = h_;
     }
     T await_resume() {
         Promise<T>& cp = h_.promise();
@@ -382,10 +372,10 @@ public:
     bool await_ready() const noexcept { return false; }
     template <class P>
     void await_suspend(std::coroutine_handle<P> h) {
-        task_ = h.promise().task_;
+        task_ = h.promise().task();
         if (delay_ <= 0) {  // sleep(0): yield exactly one iteration
+            task_->schedule_step();  // may throw: before suspend_on
             task_->suspend_on(h, nullptr);
-            task_->schedule_step();
             return;
         }
         timer_ = task_->loop_->call_later(delay_, detail::Callback(&fired, this));
