@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <deque>
 #include <string>
 
@@ -89,6 +90,19 @@ std::exception_ptr ConcurrentStateBase::exception_of() const {
     return exc;
 }
 
+namespace {
+void report_callback_exception(std::exception_ptr e) noexcept {
+    const char* what = "unknown exception";
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+        what = x.what();
+    } catch (...) {
+    }
+    std::fprintf(stderr, "exception calling callback for <ConcurrentFuture>: %s\n", what);
+}
+}  // namespace
+
 void ConcurrentStateBase::add_callback(std::function<void()> f) {
     {
         std::lock_guard<std::mutex> lk(mu);
@@ -103,12 +117,14 @@ void ConcurrentStateBase::add_callback(std::function<void()> f) {
 }
 
 void ConcurrentStateBase::run_callbacks(std::vector<std::function<void()>>& cbs) noexcept {
-    // As concurrent.futures: an exception from a done callback is logged and
-    // ignored; a library has no log, so it is ignored.
+    // As concurrent.futures: an exception from a done callback is logged
+    // (to stderr, where Python's last-resort logging handler writes) and
+    // the other callbacks still run.
     for (auto& cb : cbs) {
         try {
             cb();
         } catch (...) {
+            report_callback_exception(std::current_exception());
         }
     }
     cbs.clear();

@@ -319,6 +319,20 @@ TEST(ConcurrentFuture, DoneCallbacksRunOnceInOrder) {
     EXPECT_EQ(seen, (std::vector<int>{9, -1, -2}));
 }
 
+TEST(ConcurrentFuture, ThrowingDoneCallbackIsReportedAndTheOthersRun) {
+    asyncio::ConcurrentFuture<int> f;
+    std::vector<int> seen;
+    f.add_done_callback([](asyncio::ConcurrentFuture<int>&) { throw asyncio::ValueError("cb broke"); });
+    f.add_done_callback([&seen](asyncio::ConcurrentFuture<int>& h) { seen.push_back(h.result()); });
+    testing::internal::CaptureStderr();
+    f.set_result(5);
+    f.add_done_callback([](asyncio::ConcurrentFuture<int>&) { throw asyncio::ValueError("late cb broke"); });
+    std::string err = testing::internal::GetCapturedStderr();
+    EXPECT_EQ(seen, (std::vector<int>{5}));
+    EXPECT_NE(err.find("exception calling callback for <ConcurrentFuture>: cb broke"), std::string::npos) << err;
+    EXPECT_NE(err.find("late cb broke"), std::string::npos) << err;
+}
+
 // ---- wrap_future -------------------------------------------------------------------------
 
 TEST(WrapFuture, ResultSetFromAnotherThreadReachesTheLoop) {
