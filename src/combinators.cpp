@@ -150,10 +150,10 @@ void check_wait_args(std::size_t n, ReturnWhen rw) {
 
 void AsCompletedCore::reserve(std::size_t count) {
     loop = &running_loop();
-    claimed = std::make_unique<std::uint64_t[]>((count + 63) / 64);
+    claimed = std::make_unique<bool[]>(count);
     // Raw storage: link() builds each node, so the array is written once.
     nodes = static_cast<AsCompletedNode*>(::operator new(count * sizeof(AsCompletedNode)));
-    n = count;
+    n = started = pending = count;
 }
 
 void AsCompletedCore::arm_timer(std::optional<double> timeout) {
@@ -235,6 +235,7 @@ void AsCompletedCore::on_timeout(void* self) {
 
 void AsCompletedWaiter::suspend(TaskBase* t, std::coroutine_handle<> h) {
     task = t;
+    Waiter::cancel = &on_cancel;
     prev = core->waiters_tail;
     next = nullptr;
     (prev ? prev->next : core->waiters_head) = this;

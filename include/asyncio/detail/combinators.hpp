@@ -379,7 +379,7 @@ struct AsCompletedNode : DoneNode {
 /// the next one.
 struct AsCompletedCore {
     AsCompletedNode* nodes = nullptr;  // storage for n, the first `started` built
-    std::unique_ptr<std::uint64_t[]> claimed;  // a bit per element: awaited
+    std::unique_ptr<bool[]> claimed;   // per element: awaited already
     FutureBase* (*child_at)(const AsCompletedCore*, std::size_t) = nullptr;
     std::size_t n = 0;
     std::size_t started = 0;  // nodes built (and registered)
@@ -402,22 +402,26 @@ struct AsCompletedCore {
 
     /// Allocate for `count` children; then link() each, then arm_timer().
     void reserve(std::size_t count);
-    void link(FutureBase* child) {
-        auto* node = ::new (&nodes[started]) AsCompletedNode;
-        ++started;
+    /// Register `child` through the node at `at` (the next unbuilt one).
+    /// `pending` already counts it: a done child fires at once.
+    void link(AsCompletedNode* at, FutureBase* child) {
+        auto* node = ::new (at) AsCompletedNode;
         node->on_done = &on_done;
         node->core = this;
-        ++pending;  // before add_node: a done child fires at once
         child->add_node(node);
+    }
+    /// link() stopped early (an exception): only `built` nodes exist.
+    void link_failed(std::size_t built) noexcept {
+        pending -= started - built;
+        started = built;
+        unlink_all();
     }
     void arm_timer(std::optional<double> timeout);
 
     std::size_t available() const noexcept { return ready + timeouts - reserved; }
     void claim(std::size_t position) {
-        std::uint64_t& word = claimed[position >> 6];
-        const std::uint64_t bit = std::uint64_t{1} << (position & 63);
-        if (word & bit) [[unlikely]] throw_claimed();
-        word |= bit;
+        if (claimed[position]) [[unlikely]] throw_claimed();
+        claimed[position] = true;
     }
     [[noreturn]] static void throw_claimed();
     /// Pop the oldest finished child (the FIFO is not empty): its index.
@@ -441,13 +445,12 @@ struct AsCompletedCore {
 
 struct AsCompletedWaiter : Waiter {
     AsCompletedCore* core = nullptr;
-    TaskBase* task = nullptr;  // set once suspended
-    AsCompletedWaiter* next = nullptr;
-    AsCompletedWaiter* prev = nullptr;
+    TaskBase* task = nullptr;  // set once suspended (so is Waiter::cancel)
+    AsCompletedWaiter* next;   // in core's waiter list while queued
+    AsCompletedWaiter* prev;
     bool queued = false;  // in core's waiter list
     bool woken = false;   // an item was reserved for it
 
-    AsCompletedWaiter() noexcept { Waiter::cancel = &on_cancel; }
     bool ready() const noexcept { return core->available() > 0; }
     void suspend(TaskBase* t, std::coroutine_handle<> h);
     /// await_resume's common part: the index of the next finished child.
@@ -467,14 +470,18 @@ struct AsCompletedState : AsCompletedCore {
         child_at = [](const AsCompletedCore* c, std::size_t i) {
             return static_cast<const AsCompletedState*>(c)->children[i].raw();
         };
-        reserve(children.size());
+        reserve(children.size());  // started = pending = n
+        AsCompletedNode* at = nodes;
         try {
-            for (const H& c : children) link(c.base());  // base(): an empty handle raises
+            for (const H& c : children) {
+                link(at, c.base());  // base(): an empty handle raises
+                ++at;
+            }
+            arm_timer(timeout);
         } catch (...) {
-            unlink_all();  // ~AsCompletedState will not run
+            link_failed(static_cast<std::size_t>(at - nodes));  // ~AsCompletedState will not run
             throw;
         }
-        arm_timer(timeout);
     }
     ~AsCompletedState() { unlink_all(); }
 };
