@@ -336,6 +336,15 @@ TEST(AsCompleted, ManyElementsInAnyOrderWithDoneAndLaterChildren) {
     });
 }
 
+TEST(AsCompleted, NoChildrenGivesNoElements) {
+    asyncio::testing::run_test([&]() -> asyncio::Coro<> {
+        auto ac = asyncio::as_completed(std::vector<asyncio::Task<int>>{}, 1.0);
+        EXPECT_EQ(ac.size(), 0u);
+        EXPECT_TRUE(ac.begin() == ac.end());
+        co_return;
+    });
+}
+
 TEST(AsCompleted, EmptyHandleRaisesAndLeavesTheOthersUntracked) {
     asyncio::testing::run_test([&]() -> asyncio::Coro<> {
         std::vector<asyncio::Task<int>> tasks;
