@@ -148,48 +148,41 @@ void check_wait_args(std::size_t n, ReturnWhen rw) {
 
 // ---- as_completed -------------------------------------------------------------
 
-void AsCompletedCore::start(FutureBase* const* children, std::size_t count, std::optional<double> timeout) {
+void AsCompletedCore::reserve(std::size_t count) {
     loop = &running_loop();
-    n = count;
-    nodes = std::make_unique<AsCompletedNode[]>(n);
-    order = std::make_unique<std::uint32_t[]>(n);
-    for (std::size_t i = 0; i < n; ++i) {
-        AsCompletedNode& node = nodes[i];
-        node.core = this;
-        node.child = children[i];
-        node.index = static_cast<std::uint32_t>(i);
-        node.on_done = &on_done;
-        node.linked = true;
-        children[i]->add_node(&node);
-    }
-    if (timeout && tail < n) {
+    claimed = std::make_unique<bool[]>(count);
+    // Raw storage: link() builds each node, so the array is written once.
+    nodes = static_cast<AsCompletedNode*>(::operator new(count * sizeof(AsCompletedNode)));
+    n = started = pending = count;
+}
+
+void AsCompletedCore::arm_timer(std::optional<double> timeout) {
+    if (timeout && pending > 0) {
         double d = *timeout > 0 ? *timeout : 0.0;
         timer = loop->call_at(loop->time() + d, Callback(&on_timeout, this));
         timer_armed = true;
     }
 }
 
-AsCompletedCore::~AsCompletedCore() { unlink_all(); }
+AsCompletedCore::~AsCompletedCore() { ::operator delete(nodes); }
 
 void AsCompletedCore::unlink_all() noexcept {
     if (timer_armed) {
         timer_armed = false;
         if (running_loop_or_null() == loop) timer.cancel();
     }
-    for (std::size_t i = 0; i < n; ++i) {
-        if (!nodes[i].linked) continue;
-        nodes[i].linked = false;
-        nodes[i].child->remove_node(&nodes[i]);
+    for (std::size_t i = 0; pending > 0 && i < started; ++i) {
+        if (!nodes[i].core) continue;
+        nodes[i].core = nullptr;
+        --pending;
+        child_at(this, i)->remove_node(&nodes[i]);
     }
 }
 
-void AsCompletedCore::claim(std::size_t position) {
-    if (nodes[position].claimed) throw RuntimeError("as_completed() element was already awaited");
-    nodes[position].claimed = true;
-}
+void AsCompletedCore::throw_claimed() { throw RuntimeError("as_completed() element was already awaited"); }
 
-std::uint32_t AsCompletedCore::take() {
-    if (head < tail) return order[head++];
+std::size_t AsCompletedCore::take() {
+    if (done_head) return pop();
     if (timeouts > 0) {
         --timeouts;
         throw TimeoutError();
@@ -216,31 +209,33 @@ void AsCompletedCore::unlink_waiter(AsCompletedWaiter* w) noexcept {
 
 void AsCompletedCore::on_done(DoneNode* dn, FutureBase*) {
     auto* node = static_cast<AsCompletedNode*>(dn);
-    node->linked = false;
     AsCompletedCore* c = node->core;
-    c->order[c->tail++] = node->index;
-    if (c->tail == c->n && c->timer_armed) {
+    node->core = nullptr;
+    node->next = nullptr;
+    if (c->done_tail)
+        c->done_tail->next = node;
+    else
+        c->done_head = node;
+    c->done_tail = node;
+    ++c->ready;
+    if (--c->pending == 0 && c->timer_armed) {
         c->timer_armed = false;
         c->timer.cancel();
     }
-    c->wake_waiters();
+    if (c->waiters_head) c->wake_waiters();
 }
 
 void AsCompletedCore::on_timeout(void* self) {
     auto* c = static_cast<AsCompletedCore*>(self);
     c->timer_armed = false;
-    for (std::size_t i = 0; i < c->n; ++i) {
-        AsCompletedNode& node = c->nodes[i];
-        if (!node.linked) continue;
-        node.linked = false;
-        node.child->remove_node(&node);
-        ++c->timeouts;  // Python queues a None per unfinished child
-    }
+    c->timeouts += c->pending;  // Python queues a None per unfinished child
+    c->unlink_all();
     c->wake_waiters();
 }
 
 void AsCompletedWaiter::suspend(TaskBase* t, std::coroutine_handle<> h) {
     task = t;
+    Waiter::cancel = &on_cancel;
     prev = core->waiters_tail;
     next = nullptr;
     (prev ? prev->next : core->waiters_head) = this;
@@ -249,7 +244,7 @@ void AsCompletedWaiter::suspend(TaskBase* t, std::coroutine_handle<> h) {
     t->suspend_on(h, this);
 }
 
-std::uint32_t AsCompletedWaiter::resume() {
+std::size_t AsCompletedWaiter::resume_slow() {
     if (woken) {
         woken = false;
         --core->reserved;

@@ -307,6 +307,69 @@ TEST(AsCompleted, CancelledElementLosesNoResult) {
     });
 }
 
+TEST(AsCompleted, ManyElementsInAnyOrderWithDoneAndLaterChildren) {
+    // More than 64 elements (the "awaited" marks are bits in words), some
+    // children done before the call, the others finishing later and several
+    // at once; elements awaited out of order still give completion order.
+    asyncio::testing::run_test([&]() -> asyncio::Coro<> {
+        auto& loop = asyncio::get_running_loop();
+        std::vector<asyncio::Future<int>> futs;
+        for (int i = 0; i < 130; ++i) futs.push_back(loop.create_future<int>());
+        futs[7].set_result(7);
+        futs[100].set_result(100);
+        auto ac = asyncio::as_completed(futs);
+        std::vector<asyncio::AsCompletedElement<asyncio::Future<int>>> elems(ac.begin(), ac.end());
+        std::vector<int> got;
+        got.push_back(co_await elems[129]);
+        got.push_back(co_await elems[64]);
+        for (int i = 129; i >= 0; --i)
+            if (i != 7 && i != 100) futs[i].set_result(i);
+        for (std::size_t k = 0; k < elems.size(); ++k)
+            if (k != 129 && k != 64) got.push_back(co_await elems[k]);
+        std::vector<int> want{7, 100};
+        for (int i = 129; i >= 0; --i)
+            if (i != 7 && i != 100) want.push_back(i);
+        EXPECT_EQ(got, want);
+        EXPECT_THROW(co_await elems[64], asyncio::RuntimeError);
+        EXPECT_THROW(co_await elems[63], asyncio::RuntimeError);
+        EXPECT_THROW(co_await elems[129], asyncio::RuntimeError);
+    });
+}
+
+TEST(AsCompleted, NoChildrenGivesNoElements) {
+    asyncio::testing::run_test([&]() -> asyncio::Coro<> {
+        auto ac = asyncio::as_completed(std::vector<asyncio::Task<int>>{}, 1.0);
+        EXPECT_EQ(ac.size(), 0u);
+        EXPECT_TRUE(ac.begin() == ac.end());
+        co_return;
+    });
+}
+
+TEST(AsCompleted, EmptyHandleRaisesAndLeavesTheOthersUntracked) {
+    asyncio::testing::run_test([&]() -> asyncio::Coro<> {
+        std::vector<asyncio::Task<int>> tasks;
+        tasks.push_back(asyncio::create_task(value_after(1, 1)));
+        tasks.push_back(asyncio::Task<int>());
+        EXPECT_THROW(asyncio::as_completed(tasks), asyncio::InvalidStateError);
+        EXPECT_EQ(co_await tasks[0], 1);  // its done-callback list holds nothing freed
+    });
+}
+
+TEST(AsCompleted, DroppedBeforeTheChildrenFinishLeavesThemRunning) {
+    asyncio::testing::run_test([&]() -> asyncio::Coro<> {
+        std::vector<asyncio::Task<int>> tasks;
+        tasks.push_back(asyncio::create_task(value_after(3, 3)));
+        tasks.push_back(asyncio::create_task(value_after(1, 1)));
+        tasks.push_back(asyncio::create_task(value_after(2, 2)));
+        {
+            auto ac = asyncio::as_completed(tasks, 3600.0);
+            EXPECT_EQ(co_await *ac.begin(), 1);
+        }
+        EXPECT_EQ(co_await tasks[0], 3);
+        EXPECT_EQ(co_await tasks[2], 2);
+    });
+}
+
 // ---- wait ----------------------------------------------------------------------------
 
 TEST(Wait, FirstCompletedReturnsTheSameTasks) {

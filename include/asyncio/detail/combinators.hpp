@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <exception>
 #include <memory>
+#include <new>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -362,25 +363,30 @@ detail::WaitAwaiter<H> wait(std::vector<H> fs, ReturnWhen return_when = ALL_COMP
 
 namespace detail {
 
+struct AsCompletedCore;
 struct AsCompletedWaiter;
 
+/// One per child, registered in its done-callback list. Once fired it is
+/// reused, through DoneNode::next, as a link of the FIFO of finished
+/// children; its child is children[node - nodes].
 struct AsCompletedNode : DoneNode {
-    struct AsCompletedCore* core = nullptr;
-    FutureBase* child = nullptr;
-    std::uint32_t index = 0;
-    bool linked = false;
-    bool claimed = false;  // the element at position `index` was awaited
+    AsCompletedCore* core;  // null once fired or unlinked
 };
 
-/// as_completed's state: children, a FIFO of the indices of finished
-/// children (each pushed once, so an array of n suffices), a count of
-/// timeout markers, and the tasks waiting for the next one.
+/// as_completed's state: one node per child (24 bytes, the only memory per
+/// child besides the handles), the FIFO of finished children threaded
+/// through the nodes, a count of timeout markers, and the tasks waiting for
+/// the next one.
 struct AsCompletedCore {
-    std::unique_ptr<AsCompletedNode[]> nodes;
-    std::unique_ptr<std::uint32_t[]> order;
+    AsCompletedNode* nodes = nullptr;  // storage for n, the first `started` built
+    std::unique_ptr<bool[]> claimed;   // per element: awaited already
+    FutureBase* (*child_at)(const AsCompletedCore*, std::size_t) = nullptr;
     std::size_t n = 0;
-    std::size_t head = 0;  // next finished index to hand out
-    std::size_t tail = 0;  // where the next finished index goes
+    std::size_t started = 0;  // nodes built (and registered)
+    std::size_t pending = 0;  // nodes still registered with their child
+    AsCompletedNode* done_head = nullptr;  // finished children, oldest first
+    AsCompletedNode* done_tail = nullptr;
+    std::size_t ready = 0;     // nodes in the FIFO
     std::size_t timeouts = 0;  // TimeoutError markers after the finished ones
     std::size_t reserved = 0;  // items promised to woken waiters
     AsCompletedWaiter* waiters_head = nullptr;
@@ -394,11 +400,40 @@ struct AsCompletedCore {
     AsCompletedCore& operator=(const AsCompletedCore&) = delete;
     ~AsCompletedCore();
 
-    void start(FutureBase* const* children, std::size_t count, std::optional<double> timeout);
-    std::size_t available() const noexcept { return tail - head + timeouts - reserved; }
-    void claim(std::size_t position);
+    /// Allocate for `count` children; then link() each, then arm_timer().
+    void reserve(std::size_t count);
+    /// Register `child` through the node at `at` (the next unbuilt one).
+    /// `pending` already counts it: a done child fires at once.
+    void link(AsCompletedNode* at, FutureBase* child) {
+        auto* node = ::new (at) AsCompletedNode;
+        node->on_done = &on_done;
+        node->core = this;
+        child->add_node(node);
+    }
+    /// link() stopped early (an exception): only `built` nodes exist.
+    void link_failed(std::size_t built) noexcept {
+        pending -= started - built;
+        started = built;
+        unlink_all();
+    }
+    void arm_timer(std::optional<double> timeout);
+
+    std::size_t available() const noexcept { return ready + timeouts - reserved; }
+    void claim(std::size_t position) {
+        if (claimed[position]) [[unlikely]] throw_claimed();
+        claimed[position] = true;
+    }
+    [[noreturn]] static void throw_claimed();
+    /// Pop the oldest finished child (the FIFO is not empty): its index.
+    std::size_t pop() noexcept {
+        AsCompletedNode* node = done_head;
+        done_head = static_cast<AsCompletedNode*>(node->next);
+        if (!done_head) done_tail = nullptr;
+        --ready;
+        return static_cast<std::size_t>(node - nodes);
+    }
     /// Give out the next item: the child's index, or raise TimeoutError.
-    std::uint32_t take();
+    std::size_t take();
     void wake_waiters();
     void unlink_waiter(AsCompletedWaiter* w) noexcept;
     /// Stop tracking the children (before they are released).
@@ -410,24 +445,44 @@ struct AsCompletedCore {
 
 struct AsCompletedWaiter : Waiter {
     AsCompletedCore* core = nullptr;
-    TaskBase* task = nullptr;
-    AsCompletedWaiter* next = nullptr;
-    AsCompletedWaiter* prev = nullptr;
+    TaskBase* task = nullptr;  // set once suspended (so is Waiter::cancel)
+    AsCompletedWaiter* next;   // in core's waiter list while queued
+    AsCompletedWaiter* prev;
     bool queued = false;  // in core's waiter list
     bool woken = false;   // an item was reserved for it
 
-    AsCompletedWaiter() noexcept { Waiter::cancel = &on_cancel; }
     bool ready() const noexcept { return core->available() > 0; }
     void suspend(TaskBase* t, std::coroutine_handle<> h);
     /// await_resume's common part: the index of the next finished child.
-    std::uint32_t resume();
+    std::size_t resume() {
+        if (!task && core->done_head) [[likely]] return core->pop();  // never suspended
+        return resume_slow();
+    }
+    std::size_t resume_slow();
     static bool on_cancel(Waiter* w, TaskBase* t, const std::string* msg);
 };
 
 template <class H>
 struct AsCompletedState : AsCompletedCore {
     std::vector<H> children;
-    AsCompletedState() = default;
+
+    AsCompletedState(std::vector<H> cs, std::optional<double> timeout) : children(std::move(cs)) {
+        child_at = [](const AsCompletedCore* c, std::size_t i) {
+            return static_cast<const AsCompletedState*>(c)->children[i].raw();
+        };
+        reserve(children.size());  // started = pending = n
+        AsCompletedNode* at = nodes;
+        try {
+            for (const H& c : children) {
+                link(at, c.base());  // base(): an empty handle raises
+                ++at;
+            }
+            arm_timer(timeout);
+        } catch (...) {
+            link_failed(static_cast<std::size_t>(at - nodes));  // ~AsCompletedState will not run
+            throw;
+        }
+    }
     ~AsCompletedState() { unlink_all(); }
 };
 
@@ -446,7 +501,7 @@ public:
         suspend(h.promise().task(), h);
     }
     decltype(auto) await_resume() {
-        std::uint32_t i = resume();
+        const std::size_t i = resume();
         const H& child = static_cast<AsCompletedState<H>*>(core)->children[i];
         if constexpr (kTask)
             return H(child);
@@ -517,13 +572,7 @@ public:
     };
 
     AsCompleted(std::vector<H> children, std::optional<double> timeout)
-        : s_(std::make_unique<detail::AsCompletedState<H>>()) {
-        s_->children = std::move(children);
-        std::vector<detail::FutureBase*> bases;
-        bases.reserve(s_->children.size());
-        for (const H& c : s_->children) bases.push_back(c.base());
-        s_->start(bases.data(), bases.size(), timeout);
-    }
+        : s_(std::make_unique<detail::AsCompletedState<H>>(std::move(children), timeout)) {}
     iterator begin() const noexcept { return {s_.get(), 0}; }
     iterator end() const noexcept { return {s_.get(), s_->n}; }
     std::size_t size() const noexcept { return s_->n; }
