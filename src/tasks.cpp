@@ -414,7 +414,12 @@ void TaskBase::run_step() {
         trampoline();
     }
     loop->set_current_task(prev);
-    if (state_ != State::kPending || must_cancel_) [[unlikely]] leave_step_slow();
+    if (state_ != State::kPending || must_cancel_) [[unlikely]] {
+        if (state_ != State::kPending)
+            release();  // finished: the loop's reference (may destroy the frame)
+        else
+            leave_step_slow();
+    }
 }
 
 bool TaskBase::enter_step_slow() {
@@ -443,10 +448,6 @@ void TaskBase::run_timed_step(EventLoop* loop) {
 }
 
 void TaskBase::leave_step_slow() {
-    if (state_ != State::kPending) {
-        release();  // the loop's reference: may destroy the frame
-        return;
-    }
     // Suspended with a cancellation requested during this step: interrupt
     // the wait at once (CPython does this right after the coroutine yields).
     if (must_cancel_ && waiter_) {

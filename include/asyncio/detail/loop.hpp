@@ -398,7 +398,7 @@ private:
     void disarm_now(int fd, detail::FdEntry& e);
     void set_signal_handler(int sig, detail::Callback&& cb);
     void dispatch_signals();
-    void run_once();
+    inline void run_once();  // defined in events.cpp, inlined into run_forever()
     void poll_io(int timeout_ms);
     void run_timed(detail::Callback& cb);
     void report_callback_error() noexcept;
