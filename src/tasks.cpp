@@ -372,11 +372,8 @@ void TaskBase::set_name(std::string name) {
     x.has_name = true;
 }
 
-void start_task(EventLoop& loop, TaskBase* t, std::coroutine_handle<> h, std::string* name) {
-    if (loop.is_closed()) {
-        h.destroy();
-        throw RuntimeError("Event loop is closed");
-    }
+namespace {
+void init_task(EventLoop& loop, TaskBase* t, std::coroutine_handle<> h) noexcept {
     t->loop_ = &loop;
     t->is_task_ = true;
     t->refs_ = 2;  // the loop's (while pending) and the returned handle's
@@ -384,14 +381,33 @@ void start_task(EventLoop& loop, TaskBase* t, std::coroutine_handle<> h, std::st
     t->frame_offset_ = static_cast<std::uint16_t>(reinterpret_cast<char*>(t) - static_cast<char*>(h.address()));
     t->link_ = h;
     t->parked_ = true;
-    try {
-        if (name) [[unlikely]] t->set_name(std::move(*name));
-        loop.register_future(t);
-    } catch (...) {  // out of memory: nothing is scheduled, nothing leaks
+}
+
+[[gnu::noinline]] void start_task_slow(EventLoop& loop, TaskBase* t, std::coroutine_handle<> h, std::string* name) {
+    if (loop.is_closed()) {
         h.destroy();
+        throw RuntimeError("Event loop is closed");
+    }
+    init_task(loop, t, h);
+    try {
+        if (name) t->set_name(std::move(*name));
+        t->schedule_step();  // may grow the ready queue
+    } catch (...) {  // out of memory: nothing is scheduled, nothing leaks
+        h.destroy();  // (frees the name too)
         throw;
     }
-    t->schedule_step();
+    loop.register_future(t);
+}
+}  // namespace
+
+void start_task(EventLoop& loop, TaskBase* t, std::coroutine_handle<> h, std::string* name) {
+    if (loop.is_closed() || name || loop.ready_queue_full()) [[unlikely]] {
+        start_task_slow(loop, t, h, name);
+        return;
+    }
+    init_task(loop, t, h);
+    t->schedule_step();  // cannot throw: the queue has room
+    loop.register_future(t);
 }
 
 void TaskBase::step_thunk(void* self) { static_cast<TaskBase*>(self)->run_step(); }

@@ -69,10 +69,12 @@ public:
         ::new (static_cast<void*>(&buf_[pos & (cap_ - 1)])) Callback(std::move(cb));
         return pos;
     }
+    /// The next push will grow the buffer (and may throw bad_alloc).
+    bool full() const noexcept { return tail_ - head_ >= cap_ - 1; }
     /// push(Callback::bind<Fn>(ctx)) without the temporary.
     template <void (*Fn)(void*)>
     std::uint64_t push_bound(void* ctx) {
-        if (tail_ - head_ >= cap_ - 1) grow();
+        if (full()) grow();
         std::uint64_t pos = tail_++;
         Callback::emplace_bound<Fn>(&buf_[pos & (cap_ - 1)], ctx);
         return pos;
@@ -360,6 +362,7 @@ public:
     void push_ready_bound(void* ctx) {
         ready_.push_bound<Fn>(ctx);
     }
+    bool ready_queue_full() const noexcept { return ready_.full(); }
     void register_future(detail::FutureBase* f) noexcept { f->link_before(&registry_); }
     void unregister_future(detail::FutureBase* f) noexcept {
         if (f->linked()) f->unlink();
