@@ -270,9 +270,16 @@ std::vector<detail::TaskBase*> EventLoop::pending_tasks() const {
 
 TimerHandle EventLoop::add_timer(double when, Callback&& cb) {
     if (closed_) throw RuntimeError("Event loop is closed");
-    if (std::isnan(when)) throw ValueError("timer deadline is NaN");
-    if (timer_seq_ > 0xffffffffu) renumber_timers();
-    heap_.reserve_one();  // nothing below throws
+    std::uint32_t slot = claim_timer_slot(when);
+    TimerSlot& s = slots_[slot];
+    s.cb() = std::move(cb);
+    return TimerHandle(this, slot, s.gen, when);
+}
+
+std::uint32_t EventLoop::claim_timer_slot(double when) {
+    if (std::isnan(when)) [[unlikely]] throw ValueError("timer deadline is NaN");
+    if (timer_seq_ > 0xffffffffu) [[unlikely]] renumber_timers();
+    heap_.reserve_one();  // nothing below throws once a slot is taken
     std::uint32_t slot;
     if (!free_slots_.empty()) {
         slot = free_slots_.take();
@@ -281,12 +288,10 @@ TimerHandle EventLoop::add_timer(double when, Callback&& cb) {
         free_slots_.resize(slots_.size() + 1);
         slots_.grow_one();
     }
-    TimerSlot& s = slots_[slot];
-    s.cb() = std::move(cb);
-    s.state = 1;
+    slots_[slot].state = 1;
     heap_.push(detail::TimerEntry{detail::deadline_key(when), timer_seq_++ << 32 | slot});
     ++live_timers_;
-    return TimerHandle(this, slot, s.gen, when);
+    return slot;
 }
 
 // The 32-bit sequence numbers are about to wrap: number the live entries
@@ -309,9 +314,22 @@ bool EventLoop::cancel_timer(std::uint32_t slot, std::uint32_t gen) noexcept {
     TimerSlot& s = slots_[slot];
     if (s.gen != gen) return false;
     if (s.state == 1) {
-        s.state = 2;
         s.cb().reset();
         --live_timers_;
+        // The entry is a leaf or the top (a timeout scope left soon after
+        // it was armed): take it out now, for free or for the pop that
+        // run_once() would make anyway. Otherwise leave it for later.
+        if (heap_.back().slot() == slot) {
+            heap_.pop_back();
+            free_timer_slot(slot);
+            return true;
+        }
+        if (heap_.top().slot() == slot) {
+            heap_.pop();
+            free_timer_slot(slot);
+            return true;
+        }
+        s.state = 2;
         ++cancelled_in_heap_;
         if (cancelled_in_heap_ > 100 && cancelled_in_heap_ * 2 > heap_.size()) rebuild_heap();
         return true;

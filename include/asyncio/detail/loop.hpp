@@ -357,8 +357,19 @@ public:
     // ---- internals used by the library's own templates ------------------
     void push_ready(detail::Callback&& cb) { ready_.push(std::move(cb)); }
     template <void (*Fn)(void*)>
-    void push_ready_bound(void* ctx) {
-        ready_.push_bound<Fn>(ctx);
+    std::uint64_t push_ready_bound(void* ctx) {
+        return ready_.push_bound<Fn>(ctx);
+    }
+    /// call_at(when, Callback::bind<Fn>(ctx)) for a caller on the running
+    /// loop (a task: the loop is open, no thread check), with no TimerHandle:
+    /// the result (slot | gen << 32) is what cancel_timer() takes.
+    /// Raises: ValueError if `when` is NaN.
+    template <void (*Fn)(void*)>
+    std::uint64_t add_timer_bound(double when, void* ctx) {
+        std::uint32_t slot = claim_timer_slot(when);
+        TimerSlot& s = slots_[slot];
+        s.cb().template assign_bound<Fn>(ctx);
+        return slot | std::uint64_t{s.gen} << 32;
     }
     void register_future(detail::FutureBase* f) noexcept { f->link_before(&registry_); }
     void unregister_future(detail::FutureBase* f) noexcept {
@@ -367,6 +378,10 @@ public:
     detail::TaskBase* current_task_base() const noexcept { return current_task_; }
     void set_current_task(detail::TaskBase* t) noexcept { current_task_ = t; }
     bool cancel_timer(std::uint32_t slot, std::uint32_t gen) noexcept;
+    /// cancel_timer() for an id from add_timer_bound().
+    bool cancel_timer(std::uint64_t id) noexcept {
+        return cancel_timer(static_cast<std::uint32_t>(id), static_cast<std::uint32_t>(id >> 32));
+    }
     bool cancel_ready(std::uint64_t pos) noexcept { return ready_.cancel(pos); }
     /// Debug mode: RuntimeError if called from a thread other than the running loop's.
     void check_thread() const;
@@ -378,6 +393,8 @@ public:
     bool detach_io_waiter(detail::IoWaiter* w) noexcept;
     /// Number of live timers (not cancelled), ready callbacks and watched fds.
     std::size_t live_timer_count() const noexcept { return live_timers_; }
+    /// Entries in the timer heap, cancelled ones not yet removed included (tests).
+    std::size_t timer_heap_size() const noexcept { return heap_.size(); }
     std::size_t ready_count() const noexcept { return ready_.size(); }
     /// The sequence number the next timer gets (tests: timers are renumbered before it wraps at 2^32).
     void set_next_timer_seq(std::uint64_t seq) noexcept { timer_seq_ = seq; }
@@ -392,6 +409,9 @@ private:
     friend class Handle;
     friend class TimerHandle;
     TimerHandle add_timer(double when, detail::Callback&& cb);
+    /// A free timer slot, armed (its entry pushed on the heap) with an empty
+    /// callback the caller sets; nothing runs in between.
+    std::uint32_t claim_timer_slot(double when);
     void push_threadsafe(detail::Callback&& cb);
     void set_fd_callback(int fd, bool read, detail::Callback&& cb);
     void update_interest(int fd, detail::FdEntry& e);

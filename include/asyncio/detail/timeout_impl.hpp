@@ -105,9 +105,10 @@ private:
     void disarm() noexcept;
 
     std::optional<double> when_;
-    TimerHandle timer_;
-    Handle soon_;  // a deadline already passed when armed
     detail::TaskBase* task_ = nullptr;
+    // kTimer: the loop's timer id (EventLoop::add_timer_bound()); kSoon (a
+    // deadline already passed when armed): the ready queue position.
+    std::uint64_t armed_id_ = 0;
     std::uint32_t cancelling_ = 0;  // the task's cancelling() at entry
     State state_ = State::kCreated;
     Armed armed_ = Armed::kNone;

@@ -57,6 +57,9 @@ public:
     bool empty() const noexcept { return size_ == 0; }
     std::size_t size() const noexcept { return size_; }
     const TimerEntry& top() const noexcept { return a_[0]; }
+    /// The last entry in storage order (a leaf: removing it keeps the heap order).
+    const TimerEntry& back() const noexcept { return a_[size_ - 1]; }
+    void pop_back() noexcept { --size_; }
     TimerEntry* begin() noexcept { return a_; }
     TimerEntry* end() noexcept { return a_ + size_; }
 
