@@ -276,22 +276,16 @@ TimerHandle EventLoop::add_timer(double when, Callback&& cb) {
     return TimerHandle(this, slot, s.gen, when);
 }
 
-std::uint32_t EventLoop::claim_timer_slot(double when) {
-    if (std::isnan(when)) [[unlikely]] throw ValueError("timer deadline is NaN");
-    if (timer_seq_ > 0xffffffffu) [[unlikely]] renumber_timers();
-    heap_.reserve_one();  // nothing below throws once a slot is taken
-    std::uint32_t slot;
-    if (!free_slots_.empty()) {
-        slot = free_slots_.take();
-    } else {
-        slot = static_cast<std::uint32_t>(slots_.size());
+void EventLoop::prepare_timer_slot(double when) {
+    if (std::isnan(when)) throw ValueError("timer deadline is NaN");
+    if (timer_seq_ > 0xffffffffu) renumber_timers();
+    heap_.reserve_one();
+    if (free_slots_.empty()) {
+        auto slot = static_cast<std::uint32_t>(slots_.size());
         free_slots_.resize(slots_.size() + 1);
         slots_.grow_one();
+        free_slots_.add(slot);
     }
-    slots_[slot].state = 1;
-    heap_.push(detail::TimerEntry{detail::deadline_key(when), timer_seq_++ << 32 | slot});
-    ++live_timers_;
-    return slot;
 }
 
 // The 32-bit sequence numbers are about to wrap: number the live entries
@@ -301,12 +295,6 @@ void EventLoop::renumber_timers() {
     std::uint64_t seq = 0;
     for (auto& e : heap_) e.seq_slot = seq++ << 32 | e.slot();
     timer_seq_ = seq;
-}
-
-void EventLoop::free_timer_slot(std::uint32_t slot) noexcept {
-    slots_[slot].state = 0;
-    ++slots_[slot].gen;
-    free_slots_.add(slot);
 }
 
 bool EventLoop::cancel_timer(std::uint32_t slot, std::uint32_t gen) noexcept {
@@ -725,14 +713,19 @@ void EventLoop::poll_io(int timeout_ms) {
     }
 }
 
-void EventLoop::run_once() {
-    // Drop cancelled timers at the top so they do not shorten the wait.
+void EventLoop::drop_cancelled_tops() noexcept {
     while (!heap_.empty() && slots_[heap_.top().slot()].state == 2) {
         std::uint32_t slot = heap_.top().slot();
         heap_.pop();
         --cancelled_in_heap_;
         free_timer_slot(slot);
     }
+}
+
+void EventLoop::run_once() {
+    // Drop cancelled timers at the top so they do not shorten the wait.
+    if (!heap_.empty() && slots_[heap_.top().slot()].state == 2) [[unlikely]]
+        drop_cancelled_tops();
     int timeout_ms = -1;
     if (!ready_.empty() || stopping_ || inbox_nonempty_.load(std::memory_order_acquire)) {
         timeout_ms = 0;

@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <exception>
 #include <functional>
@@ -411,7 +412,19 @@ private:
     TimerHandle add_timer(double when, detail::Callback&& cb);
     /// A free timer slot, armed (its entry pushed on the heap) with an empty
     /// callback the caller sets; nothing runs in between.
-    std::uint32_t claim_timer_slot(double when);
+    /// Raises: ValueError if `when` is NaN; bad_alloc (nothing changed).
+    [[gnu::always_inline]] std::uint32_t claim_timer_slot(double when) {
+        if (std::isnan(when) || timer_seq_ > 0xffffffffu || heap_.full() || free_slots_.empty()) [[unlikely]]
+            prepare_timer_slot(when);
+        std::uint32_t slot = free_slots_.take();
+        slots_[slot].state = 1;
+        heap_.push(detail::TimerEntry{detail::deadline_key(when), timer_seq_++ << 32 | slot});
+        ++live_timers_;
+        return slot;
+    }
+    /// claim_timer_slot()'s rare cases: a NaN deadline, the sequence about
+    /// to wrap, a full heap, no free slot. Nothing below it throws.
+    void prepare_timer_slot(double when);
     void push_threadsafe(detail::Callback&& cb);
     void set_fd_callback(int fd, bool read, detail::Callback&& cb);
     void update_interest(int fd, detail::FdEntry& e);
@@ -419,6 +432,7 @@ private:
     void set_signal_handler(int sig, detail::Callback&& cb);
     void dispatch_signals();
     void run_once();
+    [[gnu::noinline]] void drop_cancelled_tops() noexcept;
     void poll_io(int timeout_ms);
     void run_timed(detail::Callback& cb);
     void report_callback_error() noexcept;
@@ -433,7 +447,12 @@ private:
     void run_timer_slot(std::uint32_t slot);
     void rebuild_heap();
     void renumber_timers();
-    void free_timer_slot(std::uint32_t slot) noexcept;
+    void free_timer_slot(std::uint32_t slot) noexcept {
+        TimerSlot& s = slots_[slot];
+        s.state = 0;
+        ++s.gen;
+        free_slots_.add(slot);
+    }
     void teardown_tasks() noexcept;
 
     // One cache line: gen and state sit in the Callback's tail padding.

@@ -55,6 +55,7 @@ public:
     ~TimerHeap() { release(); }
 
     bool empty() const noexcept { return size_ == 0; }
+    bool full() const noexcept { return size_ == cap_; }
     std::size_t size() const noexcept { return size_; }
     const TimerEntry& top() const noexcept { return a_[0]; }
     /// The last entry in storage order (a leaf: removing it keeps the heap order).
