@@ -197,6 +197,9 @@ EventLoop::EventLoop() {
     }
     debug_ = env_debug();
     heap_.reserve(64);
+    timespec res{};
+    if (::clock_getres(CLOCK_MONOTONIC_COARSE, &res) == 0)
+        coarse_resolution_ = static_cast<double>(res.tv_sec) + static_cast<double>(res.tv_nsec) * 1e-9;
 }
 
 EventLoop::~EventLoop() {
@@ -304,22 +307,14 @@ bool EventLoop::cancel_timer(std::uint32_t slot, std::uint32_t gen) noexcept {
     if (s.state == 1) {
         s.cb().reset();
         --live_timers_;
-        // The entry is a leaf or the top (a timeout scope left soon after
-        // it was armed): take it out now, for free or for the pop that
-        // run_once() would make anyway. Otherwise leave it for later.
+        // The entry is a leaf (a timeout scope left before anything else was
+        // scheduled): it leaves the heap at once, for free.
         if (heap_.back().slot() == slot) {
             heap_.pop_back();
             free_timer_slot(slot);
-            return true;
+        } else {
+            cancel_in_heap(slot);
         }
-        if (heap_.top().slot() == slot) {
-            heap_.pop();
-            free_timer_slot(slot);
-            return true;
-        }
-        s.state = 2;
-        ++cancelled_in_heap_;
-        if (cancelled_in_heap_ > 100 && cancelled_in_heap_ * 2 > heap_.size()) rebuild_heap();
         return true;
     }
     if (s.state == 3) {  // expired, waiting in the ready queue
@@ -328,6 +323,19 @@ bool EventLoop::cancel_timer(std::uint32_t slot, std::uint32_t gen) noexcept {
         return true;
     }
     return false;
+}
+
+void EventLoop::cancel_in_heap(std::uint32_t slot) noexcept {
+    // The top is popped now (the pop run_once() would make anyway); any
+    // other entry stays until it surfaces or the heap is rebuilt.
+    if (heap_.top().slot() == slot) {
+        heap_.pop();
+        free_timer_slot(slot);
+        return;
+    }
+    slots_[slot].state = 2;
+    ++cancelled_in_heap_;
+    if (cancelled_in_heap_ > 100 && cancelled_in_heap_ * 2 > heap_.size()) rebuild_heap();
 }
 
 void EventLoop::rebuild_heap() {
@@ -349,15 +357,10 @@ void EventLoop::rebuild_heap() {
 // shares its base: if even coarse + resolution is before the first
 // deadline, nothing is due, and we never fire a timer late because of it.
 bool EventLoop::timers_surely_not_due() const noexcept {
-    static const double resolution = [] {
-        timespec res{};
-        if (::clock_getres(CLOCK_MONOTONIC_COARSE, &res) != 0) return 1e9;  // unusable: always read
-        return static_cast<double>(res.tv_sec) + static_cast<double>(res.tv_nsec) * 1e-9;
-    }();
     timespec ts;
     if (::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) != 0) return false;
     double coarse = static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-    return detail::deadline_of(heap_.top().key) > coarse + resolution + 1e-9;
+    return detail::deadline_of(heap_.top().key) > coarse + coarse_resolution_ + 1e-9;
 }
 
 void EventLoop::process_timers(double now) {

@@ -13,27 +13,9 @@ Timeout timeout_at(std::optional<double> when) {
     return Timeout(when);
 }
 
-void Timeout::disarm() noexcept {
-    if (armed_ != Armed::kNone) {
-        // A frame destroyed after its loop (teardown cleared loop_) must not touch it.
-        if (EventLoop* loop = task_->loop_) {
-            if (armed_ == Armed::kTimer)
-                loop->cancel_timer(armed_id_);
-            else
-                loop->cancel_ready(armed_id_);
-        }
-        armed_ = Armed::kNone;
-    }
-}
-
-void Timeout::arm() {
-    disarm();
-    if (!when_) return;
-    EventLoop& loop = *task_->loop_;
-    arm_at(loop, loop.time());
-}
-
-void Timeout::arm_at(EventLoop& loop, double now) {
+// inline: the library is built with -fPIC, where gcc does not inline a
+// function with external linkage (it could be interposed).
+inline void Timeout::arm_at(EventLoop& loop, double now) {
     // As Python: a deadline already passed is a call_soon, so it runs before
     // the step of a body that only yielded (sleep(0)).
     if (*when_ <= now) {
@@ -43,6 +25,13 @@ void Timeout::arm_at(EventLoop& loop, double now) {
         armed_id_ = loop.add_timer_bound<&fired>(*when_, this);
         armed_ = Armed::kTimer;
     }
+}
+
+void Timeout::arm() {
+    disarm();
+    if (!when_) return;
+    EventLoop& loop = *task_->loop_;
+    arm_at(loop, loop.time());
 }
 
 inline void Timeout::enter_task() {

@@ -445,6 +445,7 @@ private:
     void dispatch_fd(int fd, std::uint32_t events);
     [[gnu::noinline]] void dispatch_fd_slow(int fd, std::uint32_t events, detail::FdEntry& e);
     void run_timer_slot(std::uint32_t slot);
+    [[gnu::noinline]] void cancel_in_heap(std::uint32_t slot) noexcept;  // cancel_timer()'s entry that is not a leaf
     void rebuild_heap();
     void renumber_timers();
     void free_timer_slot(std::uint32_t slot) noexcept {
@@ -494,6 +495,7 @@ private:
     std::vector<std::shared_ptr<detail::FdCallback>> signal_handlers_;  // by signal number
     int sigpipe_[2] = {-1, -1};
     double slow_callback_duration_ = 0.1;
+    double coarse_resolution_ = 1e9;  // CLOCK_MONOTONIC_COARSE's (unusable: timers_surely_not_due() never is)
     bool running_ = false;
     bool stopping_ = false;
     bool closed_ = false;

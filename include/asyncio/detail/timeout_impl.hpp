@@ -47,9 +47,7 @@ public:
     explicit Timeout(std::optional<double> when) noexcept : when_(when) {}
     Timeout(const Timeout&) = delete;
     Timeout& operator=(const Timeout&) = delete;
-    ~Timeout() {
-        if (armed_ != Armed::kNone) disarm();
-    }
+    ~Timeout() { disarm(); }
 
     /// The current deadline in loop time, or nullopt for none.
     std::optional<double> when() const noexcept { return when_; }
@@ -145,6 +143,19 @@ Coro<T> run_scoped(Timeout* ext, std::optional<double> delay, Aw aw) {
     }
 }
 }  // namespace detail
+
+inline void Timeout::disarm() noexcept {
+    if (armed_ != Armed::kNone) {
+        // A frame destroyed after its loop (teardown cleared loop_) must not touch it.
+        if (EventLoop* loop = task_->loop_) {
+            if (armed_ == Armed::kTimer)
+                loop->cancel_timer(armed_id_);
+            else
+                loop->cancel_ready(armed_id_);
+        }
+        armed_ = Armed::kNone;
+    }
+}
 
 template <class T>
 Coro<T> Timeout::run(Coro<T> body) {
