@@ -418,6 +418,27 @@ TEST(TimerHeap, CancelledLeafOrTopLeavesTheHeapAtOnceAndItsSlotIsReused) {
     EXPECT_FALSE(e.try_cancel());
 }
 
+TEST(FreeSlots, TheSlotKeptAsideComesFirstThenTheLowest) {
+    asyncio::detail::FreeSlots f;
+    f.resize(200);
+    for (std::uint32_t s : {150u, 3u, 70u, 9u}) f.add(s);
+    EXPECT_EQ(f.take(), 150u);  // the first added while none was kept aside
+    EXPECT_EQ(f.take(), 3u);
+    f.add(130);  // kept aside again: the cancel-then-arm case
+    EXPECT_EQ(f.take(), 130u);
+    EXPECT_EQ(f.take(), 9u);
+    EXPECT_EQ(f.take(), 70u);
+    EXPECT_TRUE(f.empty());
+    f.add(5);
+    f.add(6);
+    f.clear();
+    EXPECT_TRUE(f.empty());
+    f.add(7);
+    EXPECT_FALSE(f.empty());
+    EXPECT_EQ(f.take(), 7u);
+    EXPECT_TRUE(f.empty());
+}
+
 TEST(TimerHeap, NegativeZeroAndInfiniteDeadlines) {
     EventLoop loop;
     Log log;
