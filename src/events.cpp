@@ -197,6 +197,9 @@ EventLoop::EventLoop() {
     }
     debug_ = env_debug();
     heap_.reserve(64);
+    timespec res{};
+    if (::clock_getres(CLOCK_MONOTONIC_COARSE, &res) == 0)
+        coarse_resolution_ = static_cast<double>(res.tv_sec) + static_cast<double>(res.tv_nsec) * 1e-9;
 }
 
 EventLoop::~EventLoop() {
@@ -270,23 +273,22 @@ std::vector<detail::TaskBase*> EventLoop::pending_tasks() const {
 
 TimerHandle EventLoop::add_timer(double when, Callback&& cb) {
     if (closed_) throw RuntimeError("Event loop is closed");
-    if (std::isnan(when)) throw ValueError("timer deadline is NaN");
-    if (timer_seq_ > 0xffffffffu) renumber_timers();
-    heap_.reserve_one();  // nothing below throws
-    std::uint32_t slot;
-    if (!free_slots_.empty()) {
-        slot = free_slots_.take();
-    } else {
-        slot = static_cast<std::uint32_t>(slots_.size());
-        free_slots_.resize(slots_.size() + 1);
-        slots_.grow_one();
-    }
+    std::uint32_t slot = claim_timer_slot(when);
     TimerSlot& s = slots_[slot];
     s.cb() = std::move(cb);
-    s.state = 1;
-    heap_.push(detail::TimerEntry{detail::deadline_key(when), timer_seq_++ << 32 | slot});
-    ++live_timers_;
     return TimerHandle(this, slot, s.gen, when);
+}
+
+void EventLoop::prepare_timer_slot(double when) {
+    if (std::isnan(when)) throw ValueError("timer deadline is NaN");
+    if (timer_seq_ > 0xffffffffu) renumber_timers();
+    heap_.reserve_one();
+    if (free_slots_.empty()) {
+        auto slot = static_cast<std::uint32_t>(slots_.size());
+        free_slots_.resize(slots_.size() + 1);
+        slots_.grow_one();
+        free_slots_.add(slot);
+    }
 }
 
 // The 32-bit sequence numbers are about to wrap: number the live entries
@@ -298,22 +300,21 @@ void EventLoop::renumber_timers() {
     timer_seq_ = seq;
 }
 
-void EventLoop::free_timer_slot(std::uint32_t slot) noexcept {
-    slots_[slot].state = 0;
-    ++slots_[slot].gen;
-    free_slots_.add(slot);
-}
-
 bool EventLoop::cancel_timer(std::uint32_t slot, std::uint32_t gen) noexcept {
     if (slot >= slots_.size()) return false;
     TimerSlot& s = slots_[slot];
     if (s.gen != gen) return false;
     if (s.state == 1) {
-        s.state = 2;
         s.cb().reset();
         --live_timers_;
-        ++cancelled_in_heap_;
-        if (cancelled_in_heap_ > 100 && cancelled_in_heap_ * 2 > heap_.size()) rebuild_heap();
+        // The entry is a leaf (a timeout scope left before anything else was
+        // scheduled): it leaves the heap at once, for free.
+        if (heap_.back().slot() == slot) {
+            heap_.pop_back();
+            free_timer_slot(slot);
+        } else {
+            cancel_in_heap(slot);
+        }
         return true;
     }
     if (s.state == 3) {  // expired, waiting in the ready queue
@@ -322,6 +323,19 @@ bool EventLoop::cancel_timer(std::uint32_t slot, std::uint32_t gen) noexcept {
         return true;
     }
     return false;
+}
+
+void EventLoop::cancel_in_heap(std::uint32_t slot) noexcept {
+    // The top is popped now (the pop run_once() would make anyway); any
+    // other entry stays until it surfaces or the heap is rebuilt.
+    if (heap_.top().slot() == slot) {
+        heap_.pop();
+        free_timer_slot(slot);
+        return;
+    }
+    slots_[slot].state = 2;
+    ++cancelled_in_heap_;
+    if (cancelled_in_heap_ > 100 && cancelled_in_heap_ * 2 > heap_.size()) rebuild_heap();
 }
 
 void EventLoop::rebuild_heap() {
@@ -343,15 +357,10 @@ void EventLoop::rebuild_heap() {
 // shares its base: if even coarse + resolution is before the first
 // deadline, nothing is due, and we never fire a timer late because of it.
 bool EventLoop::timers_surely_not_due() const noexcept {
-    static const double resolution = [] {
-        timespec res{};
-        if (::clock_getres(CLOCK_MONOTONIC_COARSE, &res) != 0) return 1e9;  // unusable: always read
-        return static_cast<double>(res.tv_sec) + static_cast<double>(res.tv_nsec) * 1e-9;
-    }();
     timespec ts;
     if (::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) != 0) return false;
     double coarse = static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-    return detail::deadline_of(heap_.top().key) > coarse + resolution + 1e-9;
+    return detail::deadline_of(heap_.top().key) > coarse + coarse_resolution_ + 1e-9;
 }
 
 void EventLoop::process_timers(double now) {
@@ -668,16 +677,21 @@ void EventLoop::dispatch_fd_slow(int fd, std::uint32_t events, FdEntry& e) {
 
 // ---- running ---------------------------------------------------------------------
 
-// Inlined into run_forever(), its only caller: the registers are saved once
-// per run, not once per iteration (about 20 instructions per iteration).
-[[gnu::always_inline]] inline void EventLoop::run_once() {
-    // Drop cancelled timers at the top so they do not shorten the wait.
+void EventLoop::drop_cancelled_tops() noexcept {
     while (!heap_.empty() && slots_[heap_.top().slot()].state == 2) {
         std::uint32_t slot = heap_.top().slot();
         heap_.pop();
         --cancelled_in_heap_;
         free_timer_slot(slot);
     }
+}
+
+// Inlined into run_forever(), its only caller: the registers are saved once
+// per run, not once per iteration (about 20 instructions per iteration).
+[[gnu::always_inline]] inline void EventLoop::run_once() {
+    // Drop cancelled timers at the top so they do not shorten the wait.
+    if (!heap_.empty() && slots_[heap_.top().slot()].state == 2) [[unlikely]]
+        drop_cancelled_tops();
     int timeout_ms = -1;
     if (!ready_.empty() || stopping_ || inbox_nonempty_.load(std::memory_order_acquire)) {
         timeout_ms = 0;

@@ -13,14 +13,18 @@ Timeout timeout_at(std::optional<double> when) {
     return Timeout(when);
 }
 
-void Timeout::disarm() noexcept {
-    if (armed_ != Armed::kNone && task_->loop_) {
-        if (armed_ == Armed::kTimer)
-            timer_.cancel();
-        else
-            soon_.cancel();
+// inline: the library is built with -fPIC, where gcc does not inline a
+// function with external linkage (it could be interposed).
+inline void Timeout::arm_at(EventLoop& loop, double now) {
+    // As Python: a deadline already passed is a call_soon, so it runs before
+    // the step of a body that only yielded (sleep(0)).
+    if (*when_ <= now) {
+        armed_id_ = loop.push_ready_bound<&fired>(this);
+        armed_ = Armed::kSoon;
+    } else {
+        armed_id_ = loop.add_timer_bound<&fired>(*when_, this);
+        armed_ = Armed::kTimer;
     }
-    armed_ = Armed::kNone;
 }
 
 void Timeout::arm() {
@@ -30,22 +34,11 @@ void Timeout::arm() {
     arm_at(loop, loop.time());
 }
 
-void Timeout::arm_at(EventLoop& loop, double now) {
-    // As Python: a deadline already passed is a call_soon, so it runs before
-    // the step of a body that only yielded (sleep(0)).
-    if (*when_ <= now) {
-        soon_ = loop.call_soon(detail::Callback::bind<&fired>(this));
-        armed_ = Armed::kSoon;
-    } else {
-        timer_ = loop.call_at(*when_, detail::Callback::bind<&fired>(this));
-        armed_ = Armed::kTimer;
-    }
-}
-
 inline void Timeout::enter_task() {
     if (state_ != State::kCreated) [[unlikely]]
         throw RuntimeError("Timeout has already been entered");
-    detail::TaskBase* t = detail::current_task_base();
+    EventLoop* loop = detail::running_loop_or_null();
+    detail::TaskBase* t = loop ? loop->current_task_base() : nullptr;
     if (!t) [[unlikely]]
         throw RuntimeError("Timeout should be used inside a task");
     task_ = t;
@@ -94,7 +87,7 @@ void Timeout::fired(void* p) {
     if (self->grace_ && !self->deferred_ && !t->waiter_ && t->step_scheduled_) {
         self->deferred_ = true;
         EventLoop& loop = *t->loop_;
-        self->timer_ = loop.call_at(loop.time(), detail::Callback::bind<&fired>(self));
+        self->armed_id_ = loop.add_timer_bound<&fired>(loop.time(), self);
         self->armed_ = Armed::kTimer;
         return;
     }

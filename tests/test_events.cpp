@@ -387,6 +387,58 @@ TEST(TimerHeap, FreedSlotsAreReusedWithoutMixingUpTimers) {
     EXPECT_EQ(loop.live_timer_count(), 0u);
 }
 
+TEST(TimerHeap, CancelledLeafOrTopLeavesTheHeapAtOnceAndItsSlotIsReused) {
+    EventLoop loop;
+    Log log;
+    const double base = loop.time() - 100.0;  // all due in the first iteration
+    auto add = [&](double dt, const char* name) { return loop.call_at(base + dt, [&log, name] { log.push_back(name); }); };
+    auto a = add(1, "a");
+    add(2, "b");
+    auto c = add(3, "c");
+    auto d = add(4, "d");
+    ASSERT_EQ(loop.timer_heap_size(), 4u);
+    auto stale_a = a;
+    auto stale_d = d;
+    EXPECT_TRUE(d.try_cancel());  // the last entry, a leaf
+    EXPECT_EQ(loop.timer_heap_size(), 3u);
+    EXPECT_TRUE(a.try_cancel());  // the top
+    EXPECT_EQ(loop.timer_heap_size(), 2u);
+    auto e = add(5, "e");  // these take the freed slots, under new generations
+    add(6, "f");
+    EXPECT_FALSE(stale_a.try_cancel());
+    EXPECT_FALSE(stale_d.try_cancel());
+    EXPECT_TRUE(c.try_cancel());  // neither: it stays until it surfaces
+    EXPECT_EQ(loop.timer_heap_size(), 4u);
+    EXPECT_EQ(loop.live_timer_count(), 3u);
+    loop.call_soon([&] { loop.stop(); });
+    loop.run_forever();
+    EXPECT_EQ(log, (Log{"b", "e", "f"}));
+    EXPECT_EQ(loop.timer_heap_size(), 0u);
+    EXPECT_EQ(loop.live_timer_count(), 0u);
+    EXPECT_FALSE(e.try_cancel());
+}
+
+TEST(FreeSlots, TheSlotKeptAsideComesFirstThenTheLowest) {
+    asyncio::detail::FreeSlots f;
+    f.resize(200);
+    for (std::uint32_t s : {150u, 3u, 70u, 9u}) f.add(s);
+    EXPECT_EQ(f.take(), 150u);  // the first added while none was kept aside
+    EXPECT_EQ(f.take(), 3u);
+    f.add(130);  // kept aside again: the cancel-then-arm case
+    EXPECT_EQ(f.take(), 130u);
+    EXPECT_EQ(f.take(), 9u);
+    EXPECT_EQ(f.take(), 70u);
+    EXPECT_TRUE(f.empty());
+    f.add(5);
+    f.add(6);
+    f.clear();
+    EXPECT_TRUE(f.empty());
+    f.add(7);
+    EXPECT_FALSE(f.empty());
+    EXPECT_EQ(f.take(), 7u);
+    EXPECT_TRUE(f.empty());
+}
+
 TEST(TimerHeap, NegativeZeroAndInfiniteDeadlines) {
     EventLoop loop;
     Log log;

@@ -82,6 +82,42 @@ TEST(Timeout, RescheduleMovesTheDeadline) {
     EXPECT_EQ(log, (Log{"survived", "cancelled"}));
 }
 
+asyncio::Coro<> rearm_often(asyncio::Timeout* cm, Log* log, std::size_t* live, std::size_t* heap) {
+    asyncio::EventLoop& loop = asyncio::get_running_loop();
+    for (int i = 0; i < 50; ++i) {
+        cm->reschedule(loop.time() + 3600.0 + i);  // cancels the armed timer, arms a new one
+        co_await asyncio::sleep(0);
+        // Inner wait_for scopes whose deadlines are before and after this one's.
+        EXPECT_EQ(co_await asyncio::wait_for(quick(), i % 2 ? 1800.0 : 7200.0), 5);
+    }
+    *live = loop.live_timer_count();
+    *heap = loop.timer_heap_size();
+    cm->reschedule(loop.time() + 0.001);
+    co_await sleep_long(log);
+}
+
+TEST(Timeout, RearmingAndInnerScopesKeepOneTimerAndTheLastDeadlineFires) {
+    Log log;
+    asyncio::testing::run_test([&]() -> asyncio::Coro<> {
+        asyncio::EventLoop& loop = asyncio::get_running_loop();
+        const std::size_t live0 = loop.live_timer_count();  // the test harness's own
+        EXPECT_EQ(loop.timer_heap_size(), live0);
+        bool other_ran = false;
+        auto other = loop.call_later(3600.0, [&] { other_ran = true; });
+        auto cm = asyncio::timeout(3600.0);
+        std::size_t live = 0;
+        std::size_t heap = 0;
+        EXPECT_THROW(co_await cm.run(rearm_often(&cm, &log, &live, &heap)), asyncio::TimeoutError);
+        // Every cancelled entry left the heap at once (a leaf or the top).
+        EXPECT_EQ(live, live0 + 2);
+        EXPECT_EQ(heap, live0 + 2);
+        EXPECT_EQ(loop.live_timer_count(), live0 + 1);
+        EXPECT_TRUE(other.try_cancel());  // never mixed up with the scopes' reused slots
+        EXPECT_FALSE(other_ran);
+    });
+    EXPECT_EQ(log, Log{"cancelled"});
+}
+
 TEST(Timeout, RescheduleOutsideTheBodyRaises) {
     asyncio::testing::run_test([&]() -> asyncio::Coro<> {
         auto cm = asyncio::timeout_at(std::nullopt);

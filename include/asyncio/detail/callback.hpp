@@ -75,6 +75,12 @@ public:
         cb.set_bound<Fn>(ctx);
         return cb;
     }
+    /// *this = bind<Fn>(ctx), without a temporary.
+    template <void (*Fn)(void*)>
+    void assign_bound(void* ctx) noexcept {
+        reset();
+        set_bound<Fn>(ctx);
+    }
     /// Construct bind<Fn>(ctx) in raw storage, without a temporary.
     template <void (*Fn)(void*)>
     static void emplace_bound(void* where, void* ctx) noexcept {

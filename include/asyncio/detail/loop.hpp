@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <exception>
 #include <functional>
@@ -359,8 +360,19 @@ public:
     // ---- internals used by the library's own templates ------------------
     void push_ready(detail::Callback&& cb) { ready_.push(std::move(cb)); }
     template <void (*Fn)(void*)>
-    void push_ready_bound(void* ctx) {
-        ready_.push_bound<Fn>(ctx);
+    std::uint64_t push_ready_bound(void* ctx) {
+        return ready_.push_bound<Fn>(ctx);
+    }
+    /// call_at(when, Callback::bind<Fn>(ctx)) for a caller on the running
+    /// loop (a task: the loop is open, no thread check), with no TimerHandle:
+    /// the result (slot | gen << 32) is what cancel_timer() takes.
+    /// Raises: ValueError if `when` is NaN.
+    template <void (*Fn)(void*)>
+    std::uint64_t add_timer_bound(double when, void* ctx) {
+        std::uint32_t slot = claim_timer_slot(when);
+        TimerSlot& s = slots_[slot];
+        s.cb().template assign_bound<Fn>(ctx);
+        return slot | std::uint64_t{s.gen} << 32;
     }
     bool ready_queue_full() const noexcept { return ready_.full(); }
     void register_future(detail::FutureBase* f) noexcept { f->link_before(&registry_); }
@@ -370,6 +382,10 @@ public:
     detail::TaskBase* current_task_base() const noexcept { return current_task_; }
     void set_current_task(detail::TaskBase* t) noexcept { current_task_ = t; }
     bool cancel_timer(std::uint32_t slot, std::uint32_t gen) noexcept;
+    /// cancel_timer() for an id from add_timer_bound().
+    bool cancel_timer(std::uint64_t id) noexcept {
+        return cancel_timer(static_cast<std::uint32_t>(id), static_cast<std::uint32_t>(id >> 32));
+    }
     bool cancel_ready(std::uint64_t pos) noexcept { return ready_.cancel(pos); }
     /// Debug mode: RuntimeError if called from a thread other than the running loop's.
     void check_thread() const;
@@ -381,6 +397,8 @@ public:
     bool detach_io_waiter(detail::IoWaiter* w) noexcept;
     /// Number of live timers (not cancelled), ready callbacks and watched fds.
     std::size_t live_timer_count() const noexcept { return live_timers_; }
+    /// Entries in the timer heap, cancelled ones not yet removed included (tests).
+    std::size_t timer_heap_size() const noexcept { return heap_.size(); }
     std::size_t ready_count() const noexcept { return ready_.size(); }
     /// The sequence number the next timer gets (tests: timers are renumbered before it wraps at 2^32).
     void set_next_timer_seq(std::uint64_t seq) noexcept { timer_seq_ = seq; }
@@ -395,6 +413,21 @@ private:
     friend class Handle;
     friend class TimerHandle;
     TimerHandle add_timer(double when, detail::Callback&& cb);
+    /// A free timer slot, armed (its entry pushed on the heap) with an empty
+    /// callback the caller sets; nothing runs in between.
+    /// Raises: ValueError if `when` is NaN; bad_alloc (nothing changed).
+    [[gnu::always_inline]] std::uint32_t claim_timer_slot(double when) {
+        if (std::isnan(when) || timer_seq_ > 0xffffffffu || heap_.full() || free_slots_.empty()) [[unlikely]]
+            prepare_timer_slot(when);
+        std::uint32_t slot = free_slots_.take();
+        slots_[slot].state = 1;
+        heap_.push(detail::TimerEntry{detail::deadline_key(when), timer_seq_++ << 32 | slot});
+        ++live_timers_;
+        return slot;
+    }
+    /// claim_timer_slot()'s rare cases: a NaN deadline, the sequence about
+    /// to wrap, a full heap, no free slot. Nothing below it throws.
+    void prepare_timer_slot(double when);
     void push_threadsafe(detail::Callback&& cb);
     void set_fd_callback(int fd, bool read, detail::Callback&& cb);
     void update_interest(int fd, detail::FdEntry& e);
@@ -402,6 +435,7 @@ private:
     void set_signal_handler(int sig, detail::Callback&& cb);
     void dispatch_signals();
     inline void run_once();  // defined in events.cpp, inlined into run_forever()
+    [[gnu::noinline]] void drop_cancelled_tops() noexcept;
     void poll_io(int timeout_ms);
     void run_timed(detail::Callback& cb);
     void report_callback_error() noexcept;
@@ -414,9 +448,15 @@ private:
     void dispatch_fd(int fd, std::uint32_t events);
     [[gnu::noinline]] void dispatch_fd_slow(int fd, std::uint32_t events, detail::FdEntry& e);
     void run_timer_slot(std::uint32_t slot);
+    [[gnu::noinline]] void cancel_in_heap(std::uint32_t slot) noexcept;  // cancel_timer()'s entry that is not a leaf
     void rebuild_heap();
     void renumber_timers();
-    void free_timer_slot(std::uint32_t slot) noexcept;
+    void free_timer_slot(std::uint32_t slot) noexcept {
+        TimerSlot& s = slots_[slot];
+        s.state = 0;
+        ++s.gen;
+        free_slots_.add(slot);
+    }
     void teardown_tasks() noexcept;
 
     // One cache line: gen and state sit in the Callback's tail padding.
@@ -458,6 +498,7 @@ private:
     std::vector<std::shared_ptr<detail::FdCallback>> signal_handlers_;  // by signal number
     int sigpipe_[2] = {-1, -1};
     double slow_callback_duration_ = 0.1;
+    double coarse_resolution_ = 1e9;  // CLOCK_MONOTONIC_COARSE's (unusable: timers_surely_not_due() never is)
     bool running_ = false;
     bool stopping_ = false;
     bool closed_ = false;

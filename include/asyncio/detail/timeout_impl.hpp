@@ -47,9 +47,7 @@ public:
     explicit Timeout(std::optional<double> when) noexcept : when_(when) {}
     Timeout(const Timeout&) = delete;
     Timeout& operator=(const Timeout&) = delete;
-    ~Timeout() {
-        if (armed_ != Armed::kNone) disarm();
-    }
+    ~Timeout() { disarm(); }
 
     /// The current deadline in loop time, or nullopt for none.
     std::optional<double> when() const noexcept { return when_; }
@@ -105,9 +103,10 @@ private:
     void disarm() noexcept;
 
     std::optional<double> when_;
-    TimerHandle timer_;
-    Handle soon_;  // a deadline already passed when armed
     detail::TaskBase* task_ = nullptr;
+    // kTimer: the loop's timer id (EventLoop::add_timer_bound()); kSoon (a
+    // deadline already passed when armed): the ready queue position.
+    std::uint64_t armed_id_ = 0;
     std::uint32_t cancelling_ = 0;  // the task's cancelling() at entry
     State state_ = State::kCreated;
     Armed armed_ = Armed::kNone;
@@ -144,6 +143,19 @@ Coro<T> run_scoped(Timeout* ext, std::optional<double> delay, Aw aw) {
     }
 }
 }  // namespace detail
+
+inline void Timeout::disarm() noexcept {
+    if (armed_ != Armed::kNone) {
+        // A frame destroyed after its loop (teardown cleared loop_) must not touch it.
+        if (EventLoop* loop = task_->loop_) {
+            if (armed_ == Armed::kTimer)
+                loop->cancel_timer(armed_id_);
+            else
+                loop->cancel_ready(armed_id_);
+        }
+        armed_ = Armed::kNone;
+    }
+}
 
 template <class T>
 Coro<T> Timeout::run(Coro<T> body) {

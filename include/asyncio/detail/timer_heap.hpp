@@ -55,8 +55,12 @@ public:
     ~TimerHeap() { release(); }
 
     bool empty() const noexcept { return size_ == 0; }
+    bool full() const noexcept { return size_ == cap_; }
     std::size_t size() const noexcept { return size_; }
     const TimerEntry& top() const noexcept { return a_[0]; }
+    /// The last entry in storage order (a leaf: removing it keeps the heap order).
+    const TimerEntry& back() const noexcept { return a_[size_ - 1]; }
+    void pop_back() noexcept { --size_; }
     TimerEntry* begin() noexcept { return a_; }
     TimerEntry* end() noexcept { return a_ + size_; }
 
@@ -195,6 +199,9 @@ private:
 // The free timer slots, as a two-level bitmap: a new timer takes the lowest
 // free slot, so timers armed together get neighbouring slots (their writes are
 // sequential however the previous batch fired) and the slab stays compact.
+// One freed slot is kept aside and handed out first: a timer cancelled and
+// another armed at once (a timeout scope left, the next one entered) reuse
+// its still-cached slot without the bitmap's scans.
 class FreeSlots {
 public:
     bool empty() const noexcept { return count_ == 0; }
@@ -207,14 +214,24 @@ public:
         }
     }
     void add(std::uint32_t slot) noexcept {  // slot < the size given to resize()
+        ++count_;
+        if (spare_ == kNone) {
+            spare_ = slot;
+            return;
+        }
         std::size_t w = slot >> 6;
         bits_[w] |= std::uint64_t{1} << (slot & 63);
         summary_[w >> 6] |= std::uint64_t{1} << (w & 63);
         if ((w >> 6) < lo_) lo_ = w >> 6;
-        ++count_;
     }
-    /// The lowest free slot, taken. Requires !empty().
+    /// The slot kept aside, else the lowest free slot, taken. Requires !empty().
     std::uint32_t take() noexcept {
+        --count_;
+        if (spare_ != kNone) {
+            std::uint32_t slot = spare_;
+            spare_ = kNone;
+            return slot;
+        }
         std::size_t sw = lo_;
         while (summary_[sw] == 0) ++sw;
         lo_ = sw;
@@ -223,7 +240,6 @@ public:
         auto slot = static_cast<std::uint32_t>(w << 6 | static_cast<std::size_t>(__builtin_ctzll(b)));
         b &= b - 1;
         if (b == 0) summary_[sw] &= summary_[sw] - 1;  // w is the lowest word with a free slot
-        --count_;
         return slot;
     }
     void clear() noexcept {
@@ -231,13 +247,16 @@ public:
         for (auto& b : summary_) b = 0;
         lo_ = 0;
         count_ = 0;
+        spare_ = kNone;
     }
 
 private:
+    static constexpr std::uint32_t kNone = 0xffffffffu;
     std::vector<std::uint64_t> bits_;     // bit i of word w: slot 64w + i is free
     std::vector<std::uint64_t> summary_;  // bit j of word k: bits_[64k + j] != 0
     std::size_t lo_ = 0;                  // no summary word below this one is non-zero
-    std::size_t count_ = 0;
+    std::size_t count_ = 0;               // free slots, spare_ included
+    std::uint32_t spare_ = kNone;         // a free slot not in the bitmap
 };
 
 }  // namespace asyncio::detail
