@@ -191,12 +191,15 @@ TEST(CallSoon, CancellingTheRunningCallbacksHandleIsHarmless) {
 TEST(CallLater, FiresInDeadlineOrder) {
     EventLoop loop;
     Log log;
-    loop.call_later(0.03, [&] {
+    // One base time: three call_later()s each read the clock, and on a loaded
+    // machine a preemption between them could reorder the deadlines themselves.
+    const double t0 = loop.time();
+    loop.call_at(t0 + 0.03, [&] {
         log.push_back("30ms");
         loop.stop();
     });
-    loop.call_later(0.01, [&] { log.push_back("10ms"); });
-    loop.call_later(20ms, [&] { log.push_back("20ms"); });
+    loop.call_at(t0 + 0.01, [&] { log.push_back("10ms"); });
+    loop.call_at(t0 + 0.02, [&] { log.push_back("20ms"); });
     loop.run_forever();
     EXPECT_EQ(log, (Log{"10ms", "20ms", "30ms"}));
 }
@@ -223,6 +226,21 @@ TEST(CallAt, WhenIsTheScheduledLoopTime) {
     h.cancel();
     h2.cancel();
     EXPECT_EQ(loop.live_timer_count(), 0u);
+}
+
+TEST(CallLater, AcceptsChronoDurations) {
+    EventLoop loop;
+    const double before = loop.time();
+    auto h = loop.call_later(std::chrono::milliseconds(1500), [] {});
+    auto h2 = loop.call_later(std::chrono::microseconds(250), [&] { loop.stop(); });
+    const double after = loop.time();
+    EXPECT_GE(h.when(), before + 1.5);
+    EXPECT_LE(h.when(), after + 1.5);
+    EXPECT_GE(h2.when(), before + 0.00025);
+    EXPECT_LE(h2.when(), after + 0.00025);
+    loop.run_forever();  // the 250 us one fires and stops the loop
+    EXPECT_FALSE(h2.cancelled());
+    h.cancel();
 }
 
 TEST(CallLater, NegativeDelayRunsLikeZero) {
