@@ -276,6 +276,11 @@ bool FutureBase::future_cancel(const std::string* msg) {
     return true;
 }
 
+void throw_bad_await(FutureBase* f, TaskBase* task) {
+    if (f == task) throw RuntimeError("Task cannot await on itself: " + task->repr());
+    throw RuntimeError("Task " + task->repr() + " got Future " + f->repr() + " attached to a different loop");
+}
+
 void FutureBase::throw_cancelled() const { throw CancelledError(cancel_message()); }
 
 std::exception_ptr FutureBase::checked_exception_slow(const char* what_not_set) {

@@ -136,6 +136,10 @@ void FutureState<T>::destroy_state(FutureBase* f) noexcept {
     delete static_cast<FutureState<T>*>(f);
 }
 
+/// RuntimeError for a task awaiting itself or a future of another loop (out
+/// of line: building the message would weigh on every await's fast path).
+[[noreturn, gnu::cold, gnu::noinline]] void throw_bad_await(FutureBase* f, TaskBase* task);
+
 /// co_await on a Future or Task: registers a done node, wakes on completion.
 /// Cancellation: cancels what is awaited (Python's rule); the awaiting task
 /// sees its outcome, normally CancelledError.
@@ -163,10 +167,7 @@ public:
     void await_suspend(std::coroutine_handle<P> h) {
         task_ = h.promise().task();
         FutureBase* f = h_.raw();
-        if (f == task_) throw RuntimeError("Task cannot await on itself: " + task_->repr());
-        if (f->loop_ != task_->loop_)
-            throw RuntimeError("Task " + task_->repr() + " got Future " + f->repr() +
-                               " attached to a different loop");
+        if (f == task_ || f->loop_ != task_->loop_) [[unlikely]] throw_bad_await(f, task_);
         f->add_node(this);
         task_->suspend_on(h, this);
     }
