@@ -5,10 +5,9 @@
 // and finished in a loop reuses the same block: no malloc in the steady state,
 // and no per-block malloc header (a suspended task costs its frame size
 // rounded to 16 bytes). A block freed on another thread joins that thread's
-// lists. Slabs are never returned while the process runs (like pymalloc's
-// arenas, the pool keeps its peak); they are released at exit. Sizes above
-// kMaxPooled go to malloc. Under AddressSanitizer the pool is bypassed so
-// use-after-free stays visible.
+// lists. Slabs are never returned (like pymalloc's arenas, the pool keeps its
+// peak). Sizes above kMaxPooled go to malloc. Under AddressSanitizer the pool
+// is bypassed so use-after-free stays visible.
 #include <cstddef>
 #include <cstdlib>
 #include <mutex>
@@ -18,60 +17,38 @@
 #include "asyncio/detail/core.hpp"
 
 namespace asyncio::detail {
-namespace {
+namespace frame_pool {
+// The free lists are trivially destructible thread_locals, so the inline hot
+// path (core.hpp) reads them without a TLS init-guard call. A separate guard
+// object, created on a thread's first refill, marks the lists dead when the
+// thread exits (frames freed after that are dropped: the slab registry owns
+// their memory).
+thread_local constinit bool t_pools_dead = false;
+thread_local constinit FreeBlock* t_heads[kClasses] = {};
+}  // namespace frame_pool
 
-constexpr std::size_t kGranule = 16;
-constexpr std::size_t kMaxPooled = 1024;
-constexpr std::size_t kClasses = kMaxPooled / kGranule;
+namespace {
+using namespace frame_pool;
+
 constexpr std::size_t kSlabBytes = 64 * 1024;
 
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kPool = false;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-constexpr bool kPool = false;
-#else
-constexpr bool kPool = true;
-#endif
-#else
-constexpr bool kPool = true;
-#endif
-
-struct FreeBlock {
-    FreeBlock* next;
-};
-
-// Every slab ever carved, released at process exit (blocks may migrate
-// between threads, so a slab cannot be freed when its thread ends).
+// Every slab ever carved (blocks may migrate between threads, so a slab
+// cannot be freed when its thread ends; the registry is never destroyed).
 struct SlabRegistry {
     std::mutex mu;
     std::vector<void*> slabs;
-    ~SlabRegistry() {
-        for (void* s : slabs) std::free(s);
-    }
 };
 SlabRegistry& registry() {
     static SlabRegistry* r = new SlabRegistry();  // never destroyed: blocks may be freed during exit
     return *r;
 }
 
-// The free lists are a trivially destructible thread_local, so the hot path
-// reads them without the TLS init-guard call a non-trivial one costs. A
-// separate guard object, created on a thread's first refill, marks the
-// lists dead when the thread exits (frames freed after that are dropped:
-// the slab registry owns their memory).
-thread_local bool t_pools_dead = false;
-thread_local FreeBlock* t_heads[kClasses] = {};
-
 struct PoolsGuard {
     ~PoolsGuard() { t_pools_dead = true; }
 };
 thread_local PoolsGuard t_guard;
 
-inline std::size_t class_of(std::size_t n) { return (n + kGranule - 1) / kGranule - 1; }
-
-// Out of line so the hot paths below stay small leaf functions.
-[[gnu::noinline]] FreeBlock* refill(std::size_t c) {
+FreeBlock* refill(std::size_t c) {
     (void)&t_guard;  // odr-use: registers the thread-exit guard
     const std::size_t block = (c + 1) * kGranule;
     const std::size_t count = kSlabBytes / block;
@@ -92,35 +69,22 @@ inline std::size_t class_of(std::size_t n) { return (n + kGranule - 1) / kGranul
     return reinterpret_cast<FreeBlock*>(slab);
 }
 
-[[gnu::noinline]] void* heap_alloc(std::size_t n) {
+}  // namespace
+
+// frame_alloc() found no free block (or the size is not pooled).
+void* frame_pool::alloc_slow(std::size_t n) {
+    if (kEnabled && n <= kMaxPooled) {
+        if (!t_pools_dead) return refill(class_of(n));
+        n = (class_of(n) + 1) * kGranule;  // whole block: another thread may pool it when freed
+    }
     void* p = std::malloc(n);
     if (!p) throw std::bad_alloc();
     return p;
 }
 
-}  // namespace
-
-void* frame_alloc(std::size_t n) {
-    if (kPool && n <= kMaxPooled && !t_pools_dead) {
-        std::size_t c = class_of(n);
-        if (FreeBlock* b = t_heads[c]) [[likely]] {
-            t_heads[c] = b->next;
-            return b;
-        }
-        return refill(c);
-    }
-    return heap_alloc(n);
-}
-
-void frame_free(void* p, std::size_t n) noexcept {
-    if (kPool && n <= kMaxPooled) {
-        if (t_pools_dead) return;  // thread exiting: the slab registry owns the memory
-        std::size_t c = class_of(n);
-        auto* b = static_cast<FreeBlock*>(p);
-        b->next = t_heads[c];
-        t_heads[c] = b;
-        return;
-    }
+// frame_free() of a size that is not pooled, or on a thread that is exiting.
+void frame_pool::free_slow(void* p, std::size_t n) noexcept {
+    if (kEnabled && n <= kMaxPooled) return;  // thread exiting: the slab registry owns the memory
     std::free(p);
 }
 

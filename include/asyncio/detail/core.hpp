@@ -43,9 +43,55 @@ namespace asyncio::detail {
 struct FutureBase;
 struct TaskBase;
 
-/// Allocation of coroutine frames: per-thread free lists by size class.
-void* frame_alloc(std::size_t n);
-void frame_free(void* p, std::size_t n) noexcept;
+/// Allocation of coroutine frames: per-thread free lists by 16-byte size
+/// class (src/frame_allocator.cpp). The pop and push of a free block are
+/// inline, so a frame's constant size folds into its class; everything
+/// else (refill, large sizes, a thread's exit) is out of line.
+namespace frame_pool {
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr bool kEnabled = false;  // keep use-after-free visible to ASan
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+inline constexpr bool kEnabled = false;
+#else
+inline constexpr bool kEnabled = true;
+#endif
+#else
+inline constexpr bool kEnabled = true;
+#endif
+inline constexpr std::size_t kGranule = 16;
+inline constexpr std::size_t kMaxPooled = 1024;
+inline constexpr std::size_t kClasses = kMaxPooled / kGranule;
+struct FreeBlock {
+    FreeBlock* next;
+};
+extern thread_local constinit FreeBlock* t_heads [[gnu::tls_model("initial-exec")]][kClasses];
+extern thread_local constinit bool t_pools_dead [[gnu::tls_model("initial-exec")]];
+constexpr std::size_t class_of(std::size_t n) { return (n + kGranule - 1) / kGranule - 1; }
+void* alloc_slow(std::size_t n);
+void free_slow(void* p, std::size_t n) noexcept;
+}  // namespace frame_pool
+
+inline void* frame_alloc(std::size_t n) {
+    using namespace frame_pool;
+    if (kEnabled && n <= kMaxPooled) {
+        if (FreeBlock* b = t_heads[class_of(n)]; b && !t_pools_dead) [[likely]] {
+            t_heads[class_of(n)] = b->next;
+            return b;
+        }
+    }
+    return alloc_slow(n);
+}
+inline void frame_free(void* p, std::size_t n) noexcept {
+    using namespace frame_pool;
+    if (kEnabled && n <= kMaxPooled && !t_pools_dead) [[likely]] {
+        auto* b = static_cast<FreeBlock*>(p);
+        b->next = t_heads[class_of(n)];
+        t_heads[class_of(n)] = b;
+        return;
+    }
+    free_slow(p, n);
+}
 
 /// A done-callback registration. Awaiters embed one (no allocation);
 /// add_done_callback() allocates a UserDoneNodeBase that owns the callable.
