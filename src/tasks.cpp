@@ -398,7 +398,8 @@ void init_task(EventLoop& loop, TaskBase* t, std::coroutine_handle<> h) noexcept
         if (name) t->set_name(std::move(*name));
         t->schedule_step();  // may grow the ready queue
     } catch (...) {  // out of memory: nothing is scheduled, nothing leaks
-        h.destroy();  // (frees the name too)
+        t->drop_extra();  // a name already set
+        h.destroy();
         throw;
     }
     loop.register_future(t);
