@@ -12,12 +12,14 @@
 //   `link_` (its parent); the root is the one with is_task_ set. Fields only
 //   one of the two needs share storage (root_/waiter_), and a task's
 //   resume point is its own `link_` marked `parked_`: a task with its
-//   frame costs as little as possible (a suspended task is ~190 bytes).
+//   frame costs as little as possible (a task waiting on an Event is 176
+//   bytes, frame included).
 // - Resumption never nests: awaiters store the next coroutine to run in the
 //   root's `link_` and suspend; TaskBase::step() is a trampoline that resumes
-//   `link_` until it is empty. Deep chains of nested coroutines and long runs
-//   of synchronous completions therefore use constant stack, with or without
-//   symmetric transfer being a tail call (-O0, ASan).
+//   `link_` until it is empty or the task parks. Deep chains of nested
+//   coroutines and long runs of synchronous completions therefore use
+//   constant stack, with or without symmetric transfer being a tail call
+//   (-O0, ASan).
 // - A suspended task's `waiter_` says how to interrupt what it waits on
 //   (Python's `_fut_waiter`). Whoever wakes the task clears it first, so a
 //   cancel() that arrives after the wake-up but before the step sets
