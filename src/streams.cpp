@@ -26,8 +26,6 @@ constexpr std::size_t kInitialCap = 16 * 1024;
 constexpr std::size_t kMinRecv = 4 * 1024;
 }  // namespace
 
-struct DataWait;
-
 struct ReaderState {
     EventLoop* loop;
     std::size_t limit;
@@ -37,7 +35,7 @@ struct ReaderState {
     bool paused = false;
     std::exception_ptr exc;
     Transport* transport = nullptr;
-    DataWait* waiter = nullptr;
+    DataWaitBase* waiter = nullptr;
 
     ReaderState(EventLoop* l, std::size_t lim) : loop(l), limit(lim) {
         if (lim == 0) throw ValueError("Limit cannot be <= 0");
@@ -103,15 +101,43 @@ struct ReaderState {
     }
 };
 
-// co_await DataWait: suspend until the reader gets data, EOF or an error.
-// Cancellation: the registration is withdrawn; the buffer is untouched.
-struct DataWait : Waiter {
-    ReaderState* s;
-    TaskBase* t = nullptr;
-    explicit DataWait(ReaderState* st, const char* fn) : s(st) {
-        if (s->waiter)
-            throw RuntimeError(std::string(fn) + "() called while another coroutine is already waiting for incoming data");
-        cancel = &on_cancel;
+namespace {
+// Cancellation of a data wait: the registration is withdrawn; the buffer is untouched.
+bool on_data_wait_cancel(Waiter* w, TaskBase* task, const std::string* msg) {
+    auto* self = static_cast<DataWaitBase*>(w);
+    if (self->s->waiter != self) return false;
+    self->s->waiter = nullptr;
+    task->wake_cancelled(msg);
+    return true;
+}
+
+[[noreturn]] void throw_already_waiting(const char* fn) {
+    throw RuntimeError(std::string(fn) + "() called while another coroutine is already waiting for incoming data");
+}
+
+// Park `task` (resuming at h) until the reader gets data, EOF or an error
+// (Python's _wait_for_data). Nothing may throw after suspend_on().
+void wait_for_data(DataWaitBase* w, ReaderState* s, TaskBase* task, std::coroutine_handle<> h, const char* fn) {
+    if (s->waiter) throw_already_waiting(fn);
+    if (s->paused) {
+        s->paused = false;
+        if (s->transport) s->transport->resume_reading();
+    }
+    w->s = s;
+    w->t = task;
+    w->cancel = &on_data_wait_cancel;
+    s->waiter = w;
+    task->suspend_on(h, w);
+}
+}  // namespace
+
+// co_await DataWait: suspend until the reader gets data, EOF or an error
+// (the coroutine forms of readuntil() and readexactly()).
+struct DataWait : DataWaitBase {
+    const char* fn;
+    DataWait(ReaderState* st, const char* f) : fn(f) {
+        s = st;
+        if (s->waiter) throw_already_waiting(fn);
     }
     DataWait(const DataWait&) = delete;
     ~DataWait() {
@@ -120,26 +146,13 @@ struct DataWait : Waiter {
     bool await_ready() const noexcept { return false; }
     template <class P>
     void await_suspend(std::coroutine_handle<P> h) {
-        t = h.promise().task();
-        if (s->paused) {
-            s->paused = false;
-            if (s->transport) s->transport->resume_reading();
-        }
-        s->waiter = this;
-        t->suspend_on(h, this);
+        wait_for_data(this, s, h.promise().task(), h, fn);
     }
     void await_resume() { t->check_cancel(); }
-    static bool on_cancel(Waiter* w, TaskBase* task, const std::string* msg) {
-        auto* self = static_cast<DataWait*>(w);
-        if (self->s->waiter != self) return false;
-        self->s->waiter = nullptr;
-        task->wake_cancelled(msg);
-        return true;
-    }
 };
 
 void ReaderState::wakeup() {
-    if (DataWait* w = waiter) {
+    if (DataWaitBase* w = waiter) {
         waiter = nullptr;
         w->t->wake();
     }
@@ -243,8 +256,6 @@ void StreamProtocol::connection_made(Transport* t) {
     });
 }
 
-namespace {
-
 Coro<std::string> stream_read(std::shared_ptr<ReaderState> s, std::ptrdiff_t n) {
     s->check_exc();
     if (n == 0) co_return std::string();
@@ -274,6 +285,51 @@ Coro<std::string> stream_read(std::shared_ptr<ReaderState> s, std::ptrdiff_t n) 
     s->maybe_resume_transport();
     co_return out;
 }
+
+// ---- the frameless read() and drain() ----------------------------------------------
+
+ReadAwaiter::ReadAwaiter(std::shared_ptr<ReaderState> s, std::ptrdiff_t n) : keep_(std::move(s)), n_(n) {
+    this->s = keep_.get();
+    if (n < 0) slow_.adopt(stream_read(keep_, n).release());  // read to EOF: the coroutine
+}
+
+ReadAwaiter::~ReadAwaiter() {
+    if (s->waiter == this) s->waiter = nullptr;  // destroyed while waiting (its task was)
+}
+
+bool ReadAwaiter::await_ready() {
+    if (slow_) return false;
+    s->check_exc();
+    return n_ == 0 || s->size() != 0 || s->eof;
+}
+
+void ReadAwaiter::suspend(TaskBase* task, std::coroutine_handle<> h) { wait_for_data(this, s, task, h, "read"); }
+
+std::string ReadAwaiter::await_resume() {
+    if (slow_) return slow_.await_resume();
+    if (t) {  // woken
+        t->check_cancel();
+        s->check_exc();
+    }
+    if (n_ == 0) return std::string();
+    std::size_t k = std::min<std::size_t>(static_cast<std::size_t>(n_), s->size());
+    std::string out = s->take(k);
+    s->maybe_resume_transport();
+    return out;
+}
+
+bool DrainAwaiter::await_ready() {
+    // Python's drain() up to _drain_helper's wait, without a frame.
+    w_->reader->check_exc();
+    if (!w_->transport->is_closing()) {
+        if (w_->protocol->lost) throw ConnectionResetError(ECONNRESET, "Connection lost");
+        if (!w_->protocol->paused_writing) return true;
+    }
+    slow_.adopt(stream_drain(w_).release());
+    return false;
+}
+
+namespace {
 
 // CPython 3.13's readuntil: the match ending first wins; nothing is consumed
 // before the whole chunk can be returned.
@@ -366,6 +422,8 @@ Coro<std::string> stream_readexactly(std::shared_ptr<ReaderState> s, std::size_t
     co_return out;
 }
 
+}  // namespace
+
 Coro<> stream_drain(std::shared_ptr<WriterState> w) {
     w->reader->check_exc();
     if (w->transport->is_closing()) co_await sleep(0);  // let connection_lost run (Python)
@@ -376,6 +434,8 @@ Coro<> stream_drain(std::shared_ptr<WriterState> w) {
     p->drain_waiters.push_back(f);
     co_await f;
 }
+
+namespace {
 
 Coro<> stream_wait_closed(std::shared_ptr<WriterState> w) {
     Future<> f = w->protocol->closed;
@@ -423,7 +483,6 @@ StreamWriter stream_writer_of(std::shared_ptr<Transport> transport, const std::s
 StreamReader::StreamReader(std::size_t limit)
     : s_(std::make_shared<detail::ReaderState>(&detail::running_loop(), limit)) {}
 
-Coro<std::string> StreamReader::read(std::ptrdiff_t n) { return detail::stream_read(s_, n); }
 Coro<std::string> StreamReader::readline() { return detail::stream_readline(s_); }
 Coro<std::string> StreamReader::readexactly(std::size_t n) { return detail::stream_readexactly(s_, n); }
 Coro<std::string> StreamReader::readuntil(std::string_view separator) {
@@ -450,7 +509,6 @@ void StreamReader::set_exception(std::exception_ptr exc) { s_->set_exception(std
 
 void StreamWriter::write(std::string_view data) { s_->transport->write(data); }
 void StreamWriter::write(std::span<const std::byte> data) { s_->transport->write(data); }
-Coro<> StreamWriter::drain() { return detail::stream_drain(s_); }
 bool StreamWriter::can_write_eof() const { return s_->transport->can_write_eof(); }
 void StreamWriter::write_eof() { s_->transport->write_eof(); }
 void StreamWriter::close() { s_->transport->close(); }

@@ -196,6 +196,20 @@ TEST(DebugReports, CoroutineNeverAwaitedInDebugMode) {
     EXPECT_EQ(r.count("never awaited"), 1u);
 }
 
+TEST(DebugReports, StreamReadNeverAwaitedInDebugMode) {
+    Reports r;
+    EventLoop loop;
+    r.install(loop);
+    loop.set_debug(true);
+    loop.run_until_complete([]() -> Coro<> {
+        asyncio::StreamReader reader;
+        { auto op = reader.read(1); }  // created, dropped, never awaited
+        reader.feed_data("a");
+        EXPECT_EQ(co_await reader.read(1), "a");  // awaited: not reported
+    }());
+    EXPECT_EQ(r.count("never awaited"), 1u);
+}
+
 TEST(DebugReports, CoroutineNeverAwaitedSilentOutsideDebugMode) {
     Reports r;
     EventLoop loop;

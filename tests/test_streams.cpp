@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <optional>
@@ -179,6 +180,156 @@ TEST(Streams, ReaduntilLimitOverrunKeepsData) {
         EXPECT_EQ(co_await reader.readline(), "ok\n");  // the overlong line was discarded
         reader.feed_eof();
         EXPECT_EQ(co_await reader.readline(), "");
+    });
+}
+
+// ---- read() and drain() awaited directly: no coroutine frame ------------------------
+// read(n) and drain() return lazy awaitables (see streams.hpp); these pin that
+// awaiting them directly behaves as Python's coroutines do, and that they
+// still convert to a Coro where one is needed.
+
+namespace {
+Coro<std::string> read_direct(StreamReader reader, std::ptrdiff_t n) { co_return co_await reader.read(n); }
+}  // namespace
+
+TEST(StreamsLazyRead, TakesBufferedDataWithoutWaiting) {
+    run_test([]() -> Coro<> {
+        StreamReader reader;
+        reader.feed_data("abcdef");
+        EXPECT_EQ(co_await reader.read(4), "abcd");
+        EXPECT_EQ(co_await reader.read(0), "");
+        EXPECT_EQ(co_await reader.read(10), "ef");
+        reader.feed_eof();
+        EXPECT_EQ(co_await reader.read(5), "");
+        EXPECT_TRUE(reader.at_eof());
+    });
+}
+
+TEST(StreamsLazyRead, TaskWaitsForDataAndTakesAtMostN) {
+    run_test([]() -> Coro<> {
+        StreamReader reader;
+        auto t = asyncio::create_task(read_direct(reader, 3));
+        co_await asyncio::sleep(0);
+        EXPECT_FALSE(t.done());
+        reader.feed_data("xyz12");
+        EXPECT_EQ(co_await t, "xyz");
+        EXPECT_EQ(co_await reader.read(10), "12");
+    });
+}
+
+TEST(StreamsLazyRead, CancelledWhileWaitingLosesNothingAndFreesTheReader) {
+    run_test([]() -> Coro<> {
+        StreamReader reader;
+        auto t = asyncio::create_task(read_direct(reader, 5));
+        co_await asyncio::sleep(0);
+        t.cancel("stop");
+        bool cancelled = false;
+        try {
+            co_await t;
+        } catch (const asyncio::CancelledError& e) {
+            cancelled = true;
+            EXPECT_STREQ(e.what(), "stop");
+        }
+        EXPECT_TRUE(cancelled);
+        reader.feed_data("hello");
+        EXPECT_EQ(co_await reader.read(5), "hello");  // no "already waiting" error: the slot was freed
+    });
+}
+
+TEST(StreamsLazyRead, SecondWaiterRaisesRuntimeError) {
+    run_test([]() -> Coro<> {
+        StreamReader reader;
+        auto t = asyncio::create_task(read_direct(reader, 1));
+        co_await asyncio::sleep(0);
+        std::string msg;
+        try {
+            co_await reader.read(1);
+        } catch (const asyncio::RuntimeError& e) {
+            msg = e.what();
+        }
+        EXPECT_EQ(msg, "read() called while another coroutine is already waiting for incoming data");
+        reader.feed_data("z");
+        EXPECT_EQ(co_await t, "z");  // the first waiter was not disturbed
+    });
+}
+
+TEST(StreamsLazyRead, ErrorSetWhileWaitingIsRaised) {
+    run_test([]() -> Coro<> {
+        StreamReader reader;
+        auto t = asyncio::create_task(read_direct(reader, 4));
+        co_await asyncio::sleep(0);
+        reader.set_exception(std::make_exception_ptr(asyncio::ConnectionResetError(ECONNRESET, "gone")));
+        bool raised = false;
+        try {
+            co_await t;
+        } catch (const asyncio::ConnectionResetError&) {
+            raised = true;
+        }
+        EXPECT_TRUE(raised);
+        raised = false;
+        try {
+            co_await reader.read(4);  // raised before any wait, too
+        } catch (const asyncio::ConnectionResetError&) {
+            raised = true;
+        }
+        EXPECT_TRUE(raised);
+    });
+}
+
+TEST(StreamsLazyRead, ConvertsToCoroForTasksWaitForAndGather) {
+    run_test([]() -> Coro<> {
+        StreamReader reader;
+        StreamReader other;
+        reader.feed_data("ab");
+        Coro<std::string> c = reader.read(1);
+        EXPECT_EQ(co_await std::move(c), "a");
+        asyncio::Task<std::string> t = asyncio::create_task(reader.read(1));
+        EXPECT_EQ(co_await t, "b");
+        bool timed_out = false;
+        try {
+            co_await asyncio::wait_for(reader.read(5), 0.001);
+        } catch (const asyncio::TimeoutError&) {
+            timed_out = true;
+        }
+        EXPECT_TRUE(timed_out);
+        auto g = asyncio::create_task(asyncio::gather(reader.read(2), other.read(2)));
+        co_await asyncio::sleep(0);
+        reader.feed_data("12");
+        other.feed_data("34");
+        auto [x, y] = co_await g;
+        EXPECT_EQ(x, "12");  // nothing was lost by the timed-out read
+        EXPECT_EQ(y, "34");
+        reader.feed_eof();
+        EXPECT_EQ(co_await reader.read(), "");  // read() to EOF: the coroutine path
+    });
+}
+
+TEST(StreamsLazyDrain, ChecksTheConnectionWhenAwaitedNotWhenCalled) {
+    run_test([]() -> Coro<> {
+        auto server = co_await asyncio::start_server(echo_chunks, "127.0.0.1", 0);
+        auto [reader, writer] = co_await asyncio::open_connection("127.0.0.1", server.port());
+        writer.write("x");
+        co_await writer.drain();  // nothing to wait for: completes at once
+        auto d = writer.drain();  // not run yet, as a Python coroutine
+        Coro<> dc = writer.drain();
+        asyncio::Task<> dt = asyncio::create_task(writer.drain());
+        co_await dt;  // converts to a Coro and runs as a task
+        EXPECT_EQ(co_await reader.read(1), "x");  // read the echo: close without a reset
+        writer.close();
+        co_await writer.wait_closed();
+        int raised = 0;
+        try {
+            co_await std::move(d);
+        } catch (const asyncio::ConnectionResetError&) {
+            ++raised;
+        }
+        try {
+            co_await std::move(dc);
+        } catch (const asyncio::ConnectionResetError&) {
+            ++raised;
+        }
+        EXPECT_EQ(raised, 2);
+        co_await close_server(server);
     });
 }
 

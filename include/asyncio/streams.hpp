@@ -27,6 +27,103 @@ namespace detail {
 struct ReaderState;
 struct WriterState;
 struct StreamProtocol;
+
+/// A task waiting for a reader's data (at most one per reader).
+struct DataWaitBase : Waiter {
+    ReaderState* s = nullptr;
+    TaskBase* t = nullptr;
+};
+
+Coro<std::string> stream_read(std::shared_ptr<ReaderState> s, std::ptrdiff_t n);
+Coro<> stream_drain(std::shared_ptr<WriterState> w);
+
+/// The awaiter of `co_await reader.read(n)`, in the awaiting task's frame:
+/// buffered data is taken at once; otherwise the task itself waits on the
+/// reader, with no coroutine frame. read() to EOF (n < 0) runs the coroutine.
+class ReadAwaiter : public DataWaitBase {
+public:
+    ReadAwaiter(std::shared_ptr<ReaderState> s, std::ptrdiff_t n);
+    ReadAwaiter(const ReadAwaiter&) = delete;
+    ~ReadAwaiter();
+    bool await_ready();
+    template <class P>
+    void await_suspend(std::coroutine_handle<P> h) {
+        if (slow_)
+            slow_.await_suspend(h);
+        else
+            suspend(h.promise().task(), h);
+    }
+    std::string await_resume();
+
+private:
+    void suspend(TaskBase* task, std::coroutine_handle<> h);
+    std::shared_ptr<ReaderState> keep_;
+    std::ptrdiff_t n_;
+    CoroAwaiter<std::string> slow_;
+};
+
+/// What StreamReader::read() returns: a lazy awaitable (nothing happens
+/// until it is awaited, as with Python's coroutine) giving std::string. It
+/// converts to a Coro<std::string> where a Coro is needed (create_task,
+/// wait_for, gather, ...). Await it once, as an rvalue.
+class [[nodiscard]] StreamRead {
+public:
+    using value_type = std::string;
+    StreamRead(std::shared_ptr<ReaderState> s, std::ptrdiff_t n) noexcept : s_(std::move(s)), n_(n) {}
+    StreamRead(StreamRead&&) noexcept = default;
+    StreamRead(const StreamRead&) = delete;
+    StreamRead& operator=(const StreamRead&) = delete;
+    ~StreamRead() {
+        if (s_) report_never_awaited();
+    }
+    ReadAwaiter operator co_await() && { return ReadAwaiter(std::move(s_), n_); }
+    operator Coro<std::string>() && {  // NOLINT(google-explicit-constructor)
+        return stream_read(std::move(s_), n_);
+    }
+
+private:
+    std::shared_ptr<ReaderState> s_;
+    std::ptrdiff_t n_;
+};
+
+/// The awaiter of `co_await writer.drain()`: when there is nothing to wait
+/// for (the common case) it completes without suspending and with no
+/// coroutine frame; otherwise it runs the drain coroutine.
+class DrainAwaiter {
+public:
+    explicit DrainAwaiter(std::shared_ptr<WriterState> w) noexcept : w_(std::move(w)) {}
+    bool await_ready();
+    template <class P>
+    void await_suspend(std::coroutine_handle<P> h) noexcept {
+        slow_.await_suspend(h);
+    }
+    void await_resume() {
+        if (slow_) slow_.await_resume();
+    }
+
+private:
+    std::shared_ptr<WriterState> w_;
+    CoroAwaiter<void> slow_;
+};
+
+/// What StreamWriter::drain() returns: a lazy awaitable, converting to a
+/// Coro<> like StreamRead.
+class [[nodiscard]] StreamDrain {
+public:
+    using value_type = void;
+    explicit StreamDrain(std::shared_ptr<WriterState> w) noexcept : w_(std::move(w)) {}
+    StreamDrain(StreamDrain&&) noexcept = default;
+    StreamDrain(const StreamDrain&) = delete;
+    StreamDrain& operator=(const StreamDrain&) = delete;
+    ~StreamDrain() {
+        if (w_) report_never_awaited();
+    }
+    DrainAwaiter operator co_await() && { return DrainAwaiter(std::move(w_)); }
+    operator Coro<>() && { return stream_drain(std::move(w_)); }  // NOLINT(google-explicit-constructor)
+
+private:
+    std::shared_ptr<WriterState> w_;
+};
 }  // namespace detail
 
 /// Python's asyncio.StreamReader: buffered reading from a connection.
@@ -44,9 +141,12 @@ public:
     /// Read up to n bytes; with no argument (or n < 0) read until EOF. Gives ""
     /// at EOF (or when n == 0).
     ///
+    /// Returns a lazy awaitable (`co_await reader.read(n)`) that converts to
+    /// a Coro<std::string>; awaited directly, it needs no coroutine frame.
+    ///
     /// Raises: the connection's error (e.g. ConnectionResetError) if it was lost.
     /// Cancellation: safe, nothing is consumed.
-    Coro<std::string> read(std::ptrdiff_t n = -1);
+    detail::StreamRead read(std::ptrdiff_t n = -1) { return detail::StreamRead(s_, n); }
     /// Read one line ending in "\n" (included); the partial line at EOF; "" at EOF.
     ///
     /// Raises: ValueError when the line exceeds the limit (the buffer is then
@@ -103,12 +203,14 @@ public:
         for (const auto& p : pieces) write(std::string_view(p));
     }
     /// Wait until the write buffer is under the low-water mark (instant when
-    /// it is under the high-water mark).
+    /// it is under the high-water mark). Returns a lazy awaitable that
+    /// converts to a Coro<>; awaited directly with nothing to wait for, it
+    /// completes without a coroutine frame.
     ///
     /// Raises: the connection's error if it was lost (ConnectionResetError,
     ///   BrokenPipeError), ConnectionResetError("Connection lost") after close.
     /// Cancellation: safe; buffered data stays buffered and is still sent.
-    Coro<> drain();
+    detail::StreamDrain drain() { return detail::StreamDrain(s_); }
     bool can_write_eof() const;
     /// Shut down the write side after the buffer is flushed.
     void write_eof();

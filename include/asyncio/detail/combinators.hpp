@@ -111,6 +111,8 @@ auto make_child(A&& a) {
         return create_task(std::move(a));
     } else if constexpr (is_future_handle_v<D>) {
         return D(std::forward<A>(a));
+    } else if constexpr (coro_convertible<D>) {
+        return create_task(coro_of_t<D>(D(std::forward<A>(a))));
     } else {
         using R = awaitable_result_t<A>;
         return create_task(wrap_awaitable<R>(D(std::forward<A>(a))));

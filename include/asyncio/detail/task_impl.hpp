@@ -69,6 +69,11 @@ template <class T>
 class CoroAwaiter {
 public:
     explicit CoroAwaiter(std::coroutine_handle<Promise<T>> h) noexcept : h_(h) {}
+    /// Empty until adopt(): for lazy awaitables that need a frame only on
+    /// their slow path (StreamReader::read(), StreamWriter::drain()).
+    CoroAwaiter() noexcept = default;
+    void adopt(std::coroutine_handle<Promise<T>> h) noexcept { h_ = h; }
+    explicit operator bool() const noexcept { return static_cast<bool>(h_); }
     CoroAwaiter(CoroAwaiter&& o) noexcept : h_(std::exchange(o.h_, nullptr)) {}
     CoroAwaiter(const CoroAwaiter&) = delete;
     ~CoroAwaiter() {
@@ -91,7 +96,7 @@ public:
     }
 
 private:
-    std::coroutine_handle<Promise<T>> h_;
+    std::coroutine_handle<Promise<T>> h_{};
 };
 
 template <class T>
@@ -323,14 +328,22 @@ Task<T> create_task(Coro<T> coro, std::string name) {
 template <class Aw>
     requires(!detail::is_coro<std::decay_t<Aw>>::value)
 auto create_task(Aw aw) {
-    using R = detail::awaitable_result_t<Aw>;
-    return create_task(detail::wrap_awaitable<R>(std::move(aw)));
+    if constexpr (detail::coro_convertible<Aw>) {
+        return create_task(detail::coro_of_t<Aw>(std::move(aw)));  // its own coroutine, not a wrapper
+    } else {
+        using R = detail::awaitable_result_t<Aw>;
+        return create_task(detail::wrap_awaitable<R>(std::move(aw)));
+    }
 }
 template <class Aw>
     requires(!detail::is_coro<std::decay_t<Aw>>::value)
 auto create_task(Aw aw, std::string name) {
-    using R = detail::awaitable_result_t<Aw>;
-    return create_task(detail::wrap_awaitable<R>(std::move(aw)), std::move(name));
+    if constexpr (detail::coro_convertible<Aw>) {
+        return create_task(detail::coro_of_t<Aw>(std::move(aw)), std::move(name));
+    } else {
+        using R = detail::awaitable_result_t<Aw>;
+        return create_task(detail::wrap_awaitable<R>(std::move(aw)), std::move(name));
+    }
 }
 
 /// The running task, or an empty handle when called from a plain callback.
