@@ -13,6 +13,7 @@ packages=(
   libbenchmark-dev                     # scripts/bench.sh
   liburing-dev                         # the io_uring backend
   python3 python3-uvloop               # the Python the benchmarks compare against
+  valgrind                             # scripts/bench_echo_instr.sh (instructions per request)
 )
 
 missing=()
