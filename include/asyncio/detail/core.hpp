@@ -68,16 +68,20 @@ struct FreeBlock {
     FreeBlock* next;
 };
 extern thread_local constinit FreeBlock* t_heads [[gnu::tls_model("initial-exec")]][kClasses];
-extern thread_local constinit bool t_pools_dead [[gnu::tls_model("initial-exec")]];
 constexpr std::size_t class_of(std::size_t n) { return (n + kGranule - 1) / kGranule - 1; }
 void* alloc_slow(std::size_t n);
 void free_slow(void* p, std::size_t n) noexcept;
 }  // namespace frame_pool
 
+// Neither the pop nor the push cares whether the thread is exiting: its
+// lists stay valid memory until its storage goes, after its last
+// destructor, and the blocks on them then stay with the slab registry,
+// whether they got there before the exit or during it. Only a refill must
+// not run then (alloc_slow() checks).
 inline void* frame_alloc(std::size_t n) {
     using namespace frame_pool;
     if (kEnabled && n <= kMaxPooled) {
-        if (FreeBlock* b = t_heads[class_of(n)]; b && !t_pools_dead) [[likely]] {
+        if (FreeBlock* b = t_heads[class_of(n)]) [[likely]] {
             t_heads[class_of(n)] = b->next;
             return b;
         }
@@ -86,7 +90,7 @@ inline void* frame_alloc(std::size_t n) {
 }
 inline void frame_free(void* p, std::size_t n) noexcept {
     using namespace frame_pool;
-    if (kEnabled && n <= kMaxPooled && !t_pools_dead) [[likely]] {
+    if (kEnabled && n <= kMaxPooled) [[likely]] {
         auto* b = static_cast<FreeBlock*>(p);
         b->next = t_heads[class_of(n)];
         t_heads[class_of(n)] = b;
