@@ -72,7 +72,17 @@ public:
     CoroAwaiter(CoroAwaiter&& o) noexcept : h_(std::exchange(o.h_, nullptr)) {}
     CoroAwaiter(const CoroAwaiter&) = delete;
     ~CoroAwaiter() {
-        if (h_) destroy_coroutine(h_);
+        // A finished child (the usual case) has no locals left, no awaiter
+        // owning a grandchild: destroying it cannot start the long chain of
+        // frames destroying frames that destroy_coroutine() queues (what is
+        // left, its parameters and result, release tasks through their own
+        // guarded path).
+        if (h_) {
+            if (h_.done()) [[likely]]
+                h_.destroy();
+            else
+                destroy_coroutine(h_);
+        }
     }
     bool await_ready() const noexcept { return false; }
     template <class P>
