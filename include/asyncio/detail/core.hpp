@@ -28,6 +28,7 @@
 
 #include <coroutine>
 #include <cstdint>
+#include <cstring>
 #include <exception>
 #include <memory>
 #include <string>
@@ -184,6 +185,15 @@ struct FutureBase : RegLink {
     std::uint16_t frame_offset_ = 0;
 
     bool done() const noexcept { return state_ != State::kPending; }
+    /// done() || must_cancel_ in one load and test (a task step's entry
+    /// and exit): the flags' byte follows state_, and GCC and Clang give
+    /// the first bit-field the lowest bit (tests/test_tasks.cpp checks it).
+    bool done_or_must_cancel() const noexcept {
+        std::uint16_t w;
+        std::memcpy(&w, &state_, sizeof w);
+        return (w & kDoneOrMustCancelMask) != 0;
+    }
+    static constexpr std::uint16_t kDoneOrMustCancelMask = 0x04ff;  // state_; must_cancel_ (3rd flag)
     bool cancelled() const noexcept { return state_ == State::kCancelled; }
 
     void add_ref() noexcept { ++refs_; }
@@ -233,12 +243,14 @@ struct FutureBase : RegLink {
     /// Complete: detach every node in order and let each schedule itself.
     void schedule_callbacks() noexcept {
         DoneNode* c = take_nodes();
-        while (c) {
-            DoneNode* next = c->next;
+        if (!c) return;
+        for (DoneNode* next; (next = c->next) != nullptr; c = next) {
             c->next = nullptr;
             c->on_done(c, this);
-            c = next;
         }
+        // The last (often the only one: an awaiting task) as a tail call,
+        // which needs no saved register.
+        c->on_done(c, this);
     }
 
     /// Future.cancel() or Task.cancel(), whichever this is.
@@ -281,10 +293,13 @@ struct TaskBase : FutureBase {
 
     /// Put this task's next step on the loop's ready queue.
     void schedule_step();
-    /// Run one step (self is the TaskBase): what the ready queue calls.
-    static void step_thunk(void* self);
+    [[gnu::noinline]] void schedule_step_slow();
+    /// Run one step: what the ready queue calls (a Callback::raw() entry
+    /// whose context is the TaskBase).
+    static void step_entry(void* storage);
     void step() { run_step(); }
     void run_step();
+    [[gnu::always_inline]] inline void run_step_inline();
     /// Resume link_ until a coroutine parks the task or the root finishes.
     void trampoline() {
         while (link_ && !parked_) std::exchange(link_, nullptr).resume();
@@ -292,6 +307,7 @@ struct TaskBase : FutureBase {
     bool enter_step_slow();
     void run_timed_step(EventLoop* loop);
     void leave_step_slow();
+    [[gnu::noinline]] void interrupt_wait();
     /// Called at the root coroutine's final suspend.
     void finish() noexcept;
     void finish_slow() noexcept;
