@@ -721,7 +721,7 @@ void EventLoop::drop_cancelled_tops() noexcept {
         } catch (...) {
             report_callback_error();
         }
-        cb.reset();
+        cb.dispose();  // the slot is dead: the push that reuses it rebuilds it
     }
     ready_.release_retired();  // no slot of a replaced buffer is in use any more
 }

@@ -20,15 +20,15 @@ namespace asyncio::detail {
 namespace frame_pool {
 // The free lists are trivially destructible thread_locals, so the inline hot
 // path (core.hpp) reads them without a TLS init-guard call. A separate guard
-// object, created on a thread's first refill, marks the lists dead when the
-// thread exits (frames freed after that are dropped: the slab registry owns
-// their memory).
-thread_local constinit bool t_pools_dead = false;
+// object, created on a thread's first refill, marks the pools dead when the
+// thread exits: no refill after that (frames allocated then are malloc'd).
 thread_local constinit FreeBlock* t_heads[kClasses] = {};
 }  // namespace frame_pool
 
 namespace {
 using namespace frame_pool;
+
+thread_local constinit bool t_pools_dead = false;
 
 constexpr std::size_t kSlabBytes = 64 * 1024;
 
@@ -82,10 +82,7 @@ void* frame_pool::alloc_slow(std::size_t n) {
     return p;
 }
 
-// frame_free() of a size that is not pooled, or on a thread that is exiting.
-void frame_pool::free_slow(void* p, std::size_t n) noexcept {
-    if (kEnabled && n <= kMaxPooled) return;  // thread exiting: the slab registry owns the memory
-    std::free(p);
-}
+// frame_free() of a size that is not pooled (or with the pool disabled).
+void frame_pool::free_slow(void* p, std::size_t) noexcept { std::free(p); }
 
 }  // namespace asyncio::detail

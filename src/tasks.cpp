@@ -22,15 +22,13 @@ namespace {
 // increase within a thread without an atomic operation per task.
 std::atomic<std::uint64_t> g_task_counter{0};
 constexpr std::uint64_t kIdBlock = 4096;
-thread_local std::uint64_t t_next_id = 0;
-thread_local std::uint64_t t_id_end = 0;
 
 std::uint32_t next_task_id() {
-    if (t_next_id == t_id_end) {
-        t_next_id = g_task_counter.fetch_add(kIdBlock, std::memory_order_relaxed) + 1;
-        t_id_end = t_next_id + kIdBlock;
+    if (t_next_task_id == t_task_id_end) {
+        t_next_task_id = g_task_counter.fetch_add(kIdBlock, std::memory_order_relaxed) + 1;
+        t_task_id_end = t_next_task_id + kIdBlock;
     }
-    return static_cast<std::uint32_t>(t_next_id++);
+    return static_cast<std::uint32_t>(t_next_task_id++);
 }
 
 const char* state_word(const FutureBase* f) {
@@ -283,6 +281,11 @@ void throw_bad_await(FutureBase* f, TaskBase* task) {
 
 void FutureBase::throw_cancelled() const { throw CancelledError(cancel_message()); }
 
+void FutureRef::raise_no_value() const {
+    // Not finished with a value: raises, or returns the exception to rethrow.
+    std::rethrow_exception(base()->checked_exception_slow("Result is not set."));
+}
+
 std::exception_ptr FutureBase::checked_exception_slow(const char* what_not_set) {
     if (state_ == State::kCancelled) throw_cancelled();
     if (state_ != State::kFinished) throw InvalidStateError(what_not_set);
@@ -377,23 +380,15 @@ void TaskBase::set_name(std::string name) {
     x.has_name = true;
 }
 
-namespace {
-void init_task(EventLoop& loop, TaskBase* t, std::coroutine_handle<> h) noexcept {
-    t->loop_ = &loop;
-    t->is_task_ = true;
-    t->refs_ = 2;  // the loop's (while pending) and the returned handle's
-    t->id_ = next_task_id();
-    t->frame_offset_ = static_cast<std::uint16_t>(reinterpret_cast<char*>(t) - static_cast<char*>(h.address()));
-    t->link_ = h;
-    t->parked_ = true;
-}
+thread_local constinit std::uint64_t t_next_task_id = 0;
+thread_local constinit std::uint64_t t_task_id_end = 0;
 
-[[gnu::noinline]] void start_task_slow(EventLoop& loop, TaskBase* t, std::coroutine_handle<> h, std::string* name) {
+void start_task_slow(EventLoop& loop, TaskBase* t, std::coroutine_handle<> h, std::string* name) {
     if (loop.is_closed()) {
         h.destroy();
         throw RuntimeError("Event loop is closed");
     }
-    init_task(loop, t, h);
+    init_task(loop, t, h, next_task_id());
     try {
         if (name) t->set_name(std::move(*name));
         t->schedule_step();  // may grow the ready queue
@@ -404,45 +399,36 @@ void init_task(EventLoop& loop, TaskBase* t, std::coroutine_handle<> h) noexcept
     }
     loop.register_future(t);
 }
-}  // namespace
 
-void start_task(EventLoop& loop, TaskBase* t, std::coroutine_handle<> h, std::string* name) {
-    if (loop.is_closed() || name || loop.ready_queue_full()) [[unlikely]] {
-        start_task_slow(loop, t, h, name);
-        return;
-    }
-    init_task(loop, t, h);
-    t->schedule_step();  // cannot throw: the queue has room
-    loop.register_future(t);
-}
-
-void TaskBase::step_thunk(void* self) { static_cast<TaskBase*>(self)->run_step(); }
-
-void TaskBase::run_step() {
+// The step: the ready queue's entry (step_entry) and step() (a task woken
+// by a primitive that runs it from its own ready-queue entry) share it.
+inline void TaskBase::run_step_inline() {
     // The common case is a pending task with no cancellation requested; the
     // rest is out of line so this stays a small leaf-like function.
-    if (state_ != State::kPending || must_cancel_) [[unlikely]] {
+    if (done_or_must_cancel()) [[unlikely]] {
         if (!enter_step_slow()) return;
     }
     step_scheduled_ = false;
     started_ = true;
-    EventLoop* loop = loop_;
-    TaskBase* prev = loop->current_task_base();
-    loop->set_current_task(this);
     parked_ = false;
+    EventLoop* loop = loop_;
+    // No step runs inside another (every wake-up is scheduled): none is
+    // current here, and none is after it, as Python's _leave_task.
+    loop->set_current_task(this);
     if (loop->get_debug()) [[unlikely]] {
         run_timed_step(loop);
     } else {
         trampoline();
     }
-    loop->set_current_task(prev);
-    if (state_ != State::kPending || must_cancel_) [[unlikely]] {
-        if (state_ != State::kPending)
-            release();  // finished: the loop's reference (may destroy the frame)
-        else
-            leave_step_slow();
-    }
+    loop->set_current_task(nullptr);
+    if (done_or_must_cancel()) [[unlikely]] leave_step_slow();  // a tail call
 }
+
+void TaskBase::run_step() { run_step_inline(); }
+
+void TaskBase::step_entry(void* storage) { static_cast<TaskBase*>(Callback::context_of(storage))->run_step_inline(); }
+
+void TaskBase::schedule_step_slow() { loop_->push_ready(Callback::raw(&step_entry, this)); }
 
 bool TaskBase::enter_step_slow() {
     step_scheduled_ = false;
@@ -470,6 +456,13 @@ void TaskBase::run_timed_step(EventLoop* loop) {
 }
 
 void TaskBase::leave_step_slow() {
+    if (state_ != State::kPending)
+        release();  // finished: the loop's reference (may destroy the frame)
+    else
+        interrupt_wait();
+}
+
+void TaskBase::interrupt_wait() {
     // Suspended with a cancellation requested during this step: interrupt
     // the wait at once (CPython does this right after the coroutine yields).
     if (must_cancel_ && waiter_) {

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <chrono>
 #include <limits>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -186,6 +187,30 @@ TEST(CallSoon, CancellingTheRunningCallbacksHandleIsHarmless) {
     loop.call_soon([&] { log.push_back("second"); });
     run_briefly(loop);
     EXPECT_EQ(log, (Log{"first", "second"}));
+}
+
+TEST(CallSoon, ACallbackIsDestroyedRightAfterItRunsAndOnlyThen) {
+    // The loop destroys what a callback captured once it has run (its slot
+    // is not cleared: nothing reads it until a push rebuilds it), and never
+    // again: neither when the slot is reused nor when the loop goes away.
+    auto token = std::make_shared<int>(0);
+    {
+        EventLoop loop;
+        int checks = 0;
+        for (int round = 0; round < 3; ++round) {
+            loop.call_soon([token] { EXPECT_EQ(token.use_count(), 2); });
+            loop.call_soon([&] {
+                EXPECT_EQ(token.use_count(), 1);
+                ++checks;
+            });
+            run_briefly(loop);
+            EXPECT_EQ(token.use_count(), 1);
+        }
+        EXPECT_EQ(checks, 3);
+        loop.call_soon([token] {});  // never runs: dropped with the loop
+        EXPECT_EQ(token.use_count(), 2);
+    }
+    EXPECT_EQ(token.use_count(), 1);
 }
 
 TEST(CallLater, FiresInDeadlineOrder) {

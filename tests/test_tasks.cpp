@@ -189,6 +189,76 @@ TEST(CreateTask, LoopKeepsATaskAliveWithoutHandles) {
     EXPECT_TRUE(ran);
 }
 
+namespace {
+Coro<> log_first_step(std::vector<int>* order, int i) {
+    order->push_back(i);
+    co_return;
+}
+}  // namespace
+
+TEST(CreateTask, ManyInOneStepRunInCreationOrderWithIncreasingNames) {
+    // More tasks than the ready queue holds (1024 at first) and than a
+    // thread's block of task numbers (4096): the inline create_task()
+    // falls back to its out-of-line path for both.
+    const int n = 5000;
+    std::vector<int> order;
+    run_test([&]() -> Coro<> {
+        std::vector<Task<>> tasks;
+        for (int i = 0; i < n; ++i) tasks.push_back(asyncio::create_task(log_first_step(&order, i)));
+        EXPECT_TRUE(order.empty());  // scheduled, not run
+        for (int i = 1; i < n; ++i) EXPECT_GT(task_number(tasks[i]), task_number(tasks[i - 1]));
+        for (auto& t : tasks) co_await t;
+    });
+    ASSERT_EQ(order.size(), static_cast<std::size_t>(n));
+    for (int i = 0; i < n; ++i) EXPECT_EQ(order[i], i);
+}
+
+TEST(CreateTask, WakingManyTasksFromOneCallbackGrowsTheReadyQueue) {
+    // Every wake-up pushes a step; 3000 in one callback overflow the ready
+    // queue's first ring, so most go through its growing path, in order.
+    const int n = 3000;
+    std::vector<int> order;
+    run_test([&]() -> Coro<> {
+        std::vector<asyncio::Future<int>> futs(n);
+        std::vector<Task<>> tasks;
+        for (int i = 0; i < n; ++i) {
+            tasks.push_back(asyncio::create_task([](asyncio::Future<int> f, std::vector<int>* out) -> Coro<> {
+                out->push_back(co_await f);
+            }(futs[i], &order)));
+        }
+        co_await asyncio::sleep(0);  // every task waits on its future
+        asyncio::get_running_loop().call_soon([&futs] {
+            for (std::size_t i = 0; i < futs.size(); ++i) futs[i].set_result(static_cast<int>(i));
+        });
+        for (auto& t : tasks) co_await t;
+    });
+    ASSERT_EQ(order.size(), static_cast<std::size_t>(n));
+    for (int i = 0; i < n; ++i) EXPECT_EQ(order[i], i);
+}
+
+TEST(TaskStep, DoneOrMustCancelReadsStateAndMustCancelOnly) {
+    // The step's entry and exit test state_ and must_cancel_ with one
+    // 16-bit load (FutureBase::done_or_must_cancel): check that it sees
+    // exactly those two, whatever the other flags.
+    using asyncio::detail::FutureBase;
+    FutureBase f;
+    EXPECT_FALSE(f.done_or_must_cancel());
+    f.log_traceback_ = f.is_task_ = f.throw_cancel_ = f.started_ = f.step_scheduled_ = f.parked_ = f.has_extra_ = true;
+    f.frame_offset_ = 0xffff;
+    f.refs_ = 0xffffffffu;
+    EXPECT_FALSE(f.done_or_must_cancel());
+    f.must_cancel_ = true;
+    EXPECT_TRUE(f.done_or_must_cancel());
+    f.must_cancel_ = false;
+    f.state_ = FutureBase::State::kCancelled;
+    EXPECT_TRUE(f.done_or_must_cancel());
+    f.state_ = FutureBase::State::kFinished;
+    EXPECT_TRUE(f.done_or_must_cancel());
+    FutureBase g;
+    g.must_cancel_ = true;
+    EXPECT_TRUE(g.done_or_must_cancel());
+}
+
 // ---- results and exceptions -----------------------------------------------------
 
 TEST(TaskResult, AwaitGivesTheReturnValue) {

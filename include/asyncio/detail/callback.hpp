@@ -86,6 +86,24 @@ public:
     static void emplace_bound(void* where, void* ctx) noexcept {
         (::new (where) Callback)->set_bound<Fn>(ctx);  // default-init: only the pointers are set
     }
+    /// The cheapest entry, with no forwarding function in between: invoke
+    /// receives the storage, whose first word is ctx (read it back with
+    /// context_of()). The task step uses it.
+    static Callback raw(void (*invoke)(void* storage), void* ctx) noexcept {
+        Callback cb;
+        cb.set_raw(invoke, ctx);
+        return cb;
+    }
+    /// Construct raw(invoke, ctx) in raw storage, without a temporary.
+    static void emplace_raw(void* where, void (*invoke)(void* storage), void* ctx) noexcept {
+        (::new (where) Callback)->set_raw(invoke, ctx);
+    }
+    /// The ctx of a raw() or bind() entry, from the storage invoke received.
+    static void* context_of(void* storage) noexcept {
+        void* c;
+        std::memcpy(&c, storage, sizeof c);
+        return c;
+    }
 
     Callback(Callback&& o) noexcept { take(o); }
     Callback& operator=(Callback&& o) noexcept {
@@ -109,16 +127,21 @@ public:
         invoke_ = nullptr;
         manage_ = nullptr;
     }
+    /// Destroy the callable of a slot nobody reads again (the ready queue's
+    /// slot just run: it is rebuilt by the push that reuses it). Unlike
+    /// reset(), the pointers are left as they are.
+    void dispose() noexcept {
+        if (manage_) manage_(buf_, nullptr);
+    }
 
 private:
+    void set_raw(void (*invoke)(void*), void* ctx) noexcept {
+        std::memcpy(buf_, &ctx, sizeof ctx);
+        invoke_ = invoke;
+    }
     template <void (*Fn)(void*)>
     void set_bound(void* ctx) noexcept {
-        std::memcpy(buf_, &ctx, sizeof ctx);
-        invoke_ = [](void* p) {
-            void* c;
-            std::memcpy(&c, p, sizeof c);
-            Fn(c);
-        };
+        set_raw([](void* p) { Fn(context_of(p)); }, ctx);
     }
 
     void take(Callback& o) noexcept {

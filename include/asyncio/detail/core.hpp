@@ -28,6 +28,7 @@
 
 #include <coroutine>
 #include <cstdint>
+#include <cstring>
 #include <exception>
 #include <memory>
 #include <string>
@@ -68,16 +69,20 @@ struct FreeBlock {
     FreeBlock* next;
 };
 extern thread_local constinit FreeBlock* t_heads [[gnu::tls_model("initial-exec")]][kClasses];
-extern thread_local constinit bool t_pools_dead [[gnu::tls_model("initial-exec")]];
 constexpr std::size_t class_of(std::size_t n) { return (n + kGranule - 1) / kGranule - 1; }
 void* alloc_slow(std::size_t n);
 void free_slow(void* p, std::size_t n) noexcept;
 }  // namespace frame_pool
 
+// Neither the pop nor the push cares whether the thread is exiting: its
+// lists stay valid memory until its storage goes, after its last
+// destructor, and the blocks on them then stay with the slab registry,
+// whether they got there before the exit or during it. Only a refill must
+// not run then (alloc_slow() checks).
 inline void* frame_alloc(std::size_t n) {
     using namespace frame_pool;
     if (kEnabled && n <= kMaxPooled) {
-        if (FreeBlock* b = t_heads[class_of(n)]; b && !t_pools_dead) [[likely]] {
+        if (FreeBlock* b = t_heads[class_of(n)]) [[likely]] {
             t_heads[class_of(n)] = b->next;
             return b;
         }
@@ -86,7 +91,7 @@ inline void* frame_alloc(std::size_t n) {
 }
 inline void frame_free(void* p, std::size_t n) noexcept {
     using namespace frame_pool;
-    if (kEnabled && n <= kMaxPooled && !t_pools_dead) [[likely]] {
+    if (kEnabled && n <= kMaxPooled) [[likely]] {
         auto* b = static_cast<FreeBlock*>(p);
         b->next = t_heads[class_of(n)];
         t_heads[class_of(n)] = b;
@@ -180,6 +185,15 @@ struct FutureBase : RegLink {
     std::uint16_t frame_offset_ = 0;
 
     bool done() const noexcept { return state_ != State::kPending; }
+    /// done() || must_cancel_ in one load and test (a task step's entry
+    /// and exit): the flags' byte follows state_, and GCC and Clang give
+    /// the first bit-field the lowest bit (tests/test_tasks.cpp checks it).
+    bool done_or_must_cancel() const noexcept {
+        std::uint16_t w;
+        std::memcpy(&w, &state_, sizeof w);
+        return (w & kDoneOrMustCancelMask) != 0;
+    }
+    static constexpr std::uint16_t kDoneOrMustCancelMask = 0x04ff;  // state_; must_cancel_ (3rd flag)
     bool cancelled() const noexcept { return state_ == State::kCancelled; }
 
     void add_ref() noexcept { ++refs_; }
@@ -229,12 +243,14 @@ struct FutureBase : RegLink {
     /// Complete: detach every node in order and let each schedule itself.
     void schedule_callbacks() noexcept {
         DoneNode* c = take_nodes();
-        while (c) {
-            DoneNode* next = c->next;
+        if (!c) return;
+        for (DoneNode* next; (next = c->next) != nullptr; c = next) {
             c->next = nullptr;
             c->on_done(c, this);
-            c = next;
         }
+        // The last (often the only one: an awaiting task) as a tail call,
+        // which needs no saved register.
+        c->on_done(c, this);
     }
 
     /// Future.cancel() or Task.cancel(), whichever this is.
@@ -277,10 +293,13 @@ struct TaskBase : FutureBase {
 
     /// Put this task's next step on the loop's ready queue.
     void schedule_step();
-    /// Run one step (self is the TaskBase): what the ready queue calls.
-    static void step_thunk(void* self);
+    [[gnu::noinline]] void schedule_step_slow();
+    /// Run one step: what the ready queue calls (a Callback::raw() entry
+    /// whose context is the TaskBase).
+    static void step_entry(void* storage);
     void step() { run_step(); }
     void run_step();
+    [[gnu::always_inline]] inline void run_step_inline();
     /// Resume link_ until a coroutine parks the task or the root finishes.
     void trampoline() {
         while (link_ && !parked_) std::exchange(link_, nullptr).resume();
@@ -288,6 +307,7 @@ struct TaskBase : FutureBase {
     bool enter_step_slow();
     void run_timed_step(EventLoop* loop);
     void leave_step_slow();
+    [[gnu::noinline]] void interrupt_wait();
     /// Called at the root coroutine's final suspend.
     void finish() noexcept;
     void finish_slow() noexcept;

@@ -94,6 +94,14 @@ public:
     }
     FutureBase* raw() const noexcept { return p_; }
 
+    /// await_result()'s test, inline: finished with a value (no exception).
+    bool has_value_result() const noexcept {
+        return p_ && p_->state_ == FutureBase::State::kFinished && !p_->exception_;
+    }
+    /// await_result() when !has_value_result(): raise what result() raises
+    /// (the exception, CancelledError, InvalidStateError), out of line.
+    [[noreturn, gnu::cold, gnu::noinline]] void raise_no_value() const;
+
 protected:
     struct Adopt {};
     FutureRef(FutureBase* p, Adopt) noexcept : p_(p) {}
@@ -181,6 +189,7 @@ private:
         return static_cast<FutureAwaiter*>(w)->h_.raw()->cancel(msg);
     }
     static void on_complete(DoneNode* n, FutureBase*) {
+        if (!n) __builtin_unreachable();  // no null test for the cast
         static_cast<FutureAwaiter*>(n)->task_->wake();
     }
     H h_;
@@ -268,9 +277,8 @@ public:
 
     // internal
     static Future from_base(detail::FutureBase* f) { return Future(f); }
-    decltype(auto) await_result() const {
-        auto e = base()->checked_exception("Result is not set.");
-        if (e) std::rethrow_exception(e);
+    T await_result() const {
+        if (!has_value_result()) [[unlikely]] raise_no_value();
         if constexpr (!std::is_void_v<T>) {
             if constexpr (std::is_copy_constructible_v<T>)
                 return T(*state()->value);

@@ -80,8 +80,17 @@ public:
         Callback::emplace_bound<Fn>(&buf_[pos & (cap_ - 1)], ctx);
         return pos;
     }
+    /// push(Callback::raw(invoke, ctx)) if that needs no growth (cannot
+    /// throw); false, and nothing pushed, if the ring is full. Inlined at
+    /// a call whose slow path is a tail call, it needs no saved register.
+    bool try_push_raw(void (*invoke)(void*), void* ctx) noexcept {
+        if (full()) [[unlikely]]
+            return false;
+        Callback::emplace_raw(&buf_[tail_++ & (cap_ - 1)], invoke, ctx);
+        return true;
+    }
     /// The oldest entry, no longer pending (Handle::cancel() has no effect on
-    /// it from now on). The caller runs it if it is set, then resets it.
+    /// it from now on). The caller runs it if it is set, then disposes of it.
     Callback& take_front() noexcept { return buf_[head_++ & (cap_ - 1)]; }
     std::uint64_t head_pos() const noexcept { return head_; }
     std::uint64_t tail_pos() const noexcept { return tail_; }
@@ -374,6 +383,7 @@ public:
         s.cb().template assign_bound<Fn>(ctx);
         return slot | std::uint64_t{s.gen} << 32;
     }
+    bool try_push_ready_raw(void (*invoke)(void*), void* ctx) noexcept { return ready_.try_push_raw(invoke, ctx); }
     bool ready_queue_full() const noexcept { return ready_.full(); }
     void register_future(detail::FutureBase* f) noexcept { f->link_before(&registry_); }
     void unregister_future(detail::FutureBase* f) noexcept {
@@ -557,7 +567,8 @@ inline FdReady EventLoop::wait_writable(int fd) { return FdReady(this, fd, false
 namespace detail {
 inline void TaskBase::schedule_step() {
     step_scheduled_ = true;
-    loop_->push_ready_bound<&TaskBase::step_thunk>(this);
+    if (!loop_->try_push_ready_raw(&TaskBase::step_entry, this)) [[unlikely]]
+        schedule_step_slow();  // grows the queue (may throw bad_alloc)
 }
 }  // namespace detail
 

@@ -77,7 +77,17 @@ public:
     CoroAwaiter(CoroAwaiter&& o) noexcept : h_(std::exchange(o.h_, nullptr)) {}
     CoroAwaiter(const CoroAwaiter&) = delete;
     ~CoroAwaiter() {
-        if (h_) destroy_coroutine(h_);
+        // A finished child (the usual case) has no locals left, no awaiter
+        // owning a grandchild: destroying it cannot start the long chain of
+        // frames destroying frames that destroy_coroutine() queues (what is
+        // left, its parameters and result, release tasks through their own
+        // guarded path).
+        if (h_) {
+            if (h_.done()) [[likely]]
+                h_.destroy();
+            else
+                destroy_coroutine(h_);
+        }
     }
     bool await_ready() const noexcept { return false; }
     template <class P>
@@ -194,8 +204,7 @@ public:
     static AnyTask from_base(detail::FutureBase* f) { return AnyTask(f); }
     detail::TaskBase* task() const { return static_cast<detail::TaskBase*>(base()); }
     void await_result() const {
-        auto e = base()->checked_exception("Result is not set.");
-        if (e) std::rethrow_exception(e);
+        if (!has_value_result()) [[unlikely]] raise_no_value();
     }
     auto operator co_await() const& { return detail::FutureAwaiter<AnyTask>(*this); }
 
@@ -245,9 +254,8 @@ public:
     // internal
     static Task from_base(detail::FutureBase* f) { return Task(f); }
     static Task adopt(detail::Promise<T>* p) { return Task(p, Adopt{}); }
-    decltype(auto) await_result() const {
-        auto e = base()->checked_exception("Result is not set.");
-        if (e) std::rethrow_exception(e);
+    T await_result() const {
+        if (!has_value_result()) [[unlikely]] raise_no_value();
         if constexpr (!std::is_void_v<T>) {
             if constexpr (std::is_copy_constructible_v<T>)
                 return T(*promise()->value_);
@@ -267,7 +275,39 @@ private:
 // ---- create_task ---------------------------------------------------------
 
 namespace detail {
-void start_task(EventLoop& loop, TaskBase* t, std::coroutine_handle<> h, std::string* name);
+/// This thread's block of task numbers (Task-<n>): the next one and the
+/// end of the block; next_task_id() (src/tasks.cpp) takes a new block.
+extern thread_local constinit std::uint64_t t_next_task_id [[gnu::tls_model("initial-exec")]];
+extern thread_local constinit std::uint64_t t_task_id_end [[gnu::tls_model("initial-exec")]];
+
+/// A new task's fields (the rest were zeroed by the promise's constructor).
+inline void init_task(EventLoop& loop, TaskBase* t, std::coroutine_handle<> h, std::uint32_t id) noexcept {
+    t->loop_ = &loop;
+    t->is_task_ = true;
+    t->refs_ = 2;  // the loop's (while pending) and the returned handle's
+    t->id_ = id;
+    t->frame_offset_ = static_cast<std::uint16_t>(reinterpret_cast<char*>(t) - static_cast<char*>(h.address()));
+    t->link_ = h;
+    t->parked_ = true;
+}
+
+/// start_task()'s rare cases: a name, a closed loop, a full ready queue,
+/// a new block of task numbers. Raises: RuntimeError (closed: the frame is
+/// destroyed), bad_alloc.
+[[gnu::noinline]] void start_task_slow(EventLoop& loop, TaskBase* t, std::coroutine_handle<> h, std::string* name);
+
+/// create_task()'s engine: make the frame h (promise t) a task, schedule
+/// its first step, register it. Inline: the common case is a few stores.
+inline void start_task(EventLoop& loop, TaskBase* t, std::coroutine_handle<> h) {
+    if (loop.is_closed() || loop.ready_queue_full() || t_next_task_id == t_task_id_end) [[unlikely]] {
+        start_task_slow(loop, t, h, nullptr);
+        return;
+    }
+    init_task(loop, t, h, static_cast<std::uint32_t>(t_next_task_id++));
+    t->step_scheduled_ = true;
+    loop.try_push_ready_raw(&TaskBase::step_entry, t);  // cannot fail: the queue has room
+    loop.register_future(t);
+}
 
 template <class Aw>
 using await_result_t = decltype(std::declval<Aw>().await_resume());
@@ -296,11 +336,11 @@ Coro<R> wrap_awaitable(Aw aw) {
 }  // namespace detail
 
 template <class T>
-Task<T> EventLoop::create_task(Coro<T> coro) {
+[[gnu::always_inline]] inline Task<T> EventLoop::create_task(Coro<T> coro) {
     check_callable_use();
     auto h = coro.release();
     if (!h) throw RuntimeError("create_task() of an empty coroutine object");
-    detail::start_task(*this, &h.promise(), h, nullptr);
+    detail::start_task(*this, &h.promise(), h);
     return Task<T>::adopt(&h.promise());
 }
 
@@ -309,7 +349,7 @@ Task<T> EventLoop::create_task(Coro<T> coro, std::string name) {
     check_callable_use();
     auto h = coro.release();
     if (!h) throw RuntimeError("create_task() of an empty coroutine object");
-    detail::start_task(*this, &h.promise(), h, &name);
+    detail::start_task_slow(*this, &h.promise(), h, &name);
     return Task<T>::adopt(&h.promise());
 }
 
@@ -317,7 +357,7 @@ Task<T> EventLoop::create_task(Coro<T> coro, std::string name) {
 /// asyncio.create_task). Its first step runs via call_soon, not eagerly.
 /// Raises: RuntimeError("no running event loop").
 template <class T>
-Task<T> create_task(Coro<T> coro) {
+[[gnu::always_inline]] inline Task<T> create_task(Coro<T> coro) {
     return detail::running_loop().create_task(std::move(coro));
 }
 template <class T>
