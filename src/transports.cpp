@@ -317,7 +317,7 @@ public:
             fatal_error(std::current_exception(), "Fatal error: protocol.connection_made() call failed.");
             return;
         }
-        if (!closing_ && !paused_) loop_->add_reader(fd_, Callback::bind<&on_readable>(this));
+        if (!closing_ && !paused_) watch_reads();
     }
 
     void write(std::string_view data) override {
@@ -378,7 +378,7 @@ public:
     void resume_reading() override {
         if (closing_ || !paused_) return;
         paused_ = false;
-        loop_->add_reader(fd_, Callback::bind<&on_readable>(this));
+        watch_reads();
     }
     bool is_reading() const override { return !paused_ && !closing_; }
 
@@ -410,16 +410,21 @@ public:
     std::shared_ptr<BaseProtocol> get_protocol() const override { return proto_; }
 
 private:
+    // The reader for the protocol's kind: the read needs no test for it.
+    void watch_reads() {
+        if (p_)
+            loop_->add_reader(fd_, Callback::bind<&on_readable>(this));
+        else
+            loop_->add_reader(fd_, Callback::bind<&on_readable_buffered>(this));
+    }
     static void on_readable(void* p) { static_cast<SocketTransport*>(p)->read_ready(); }
+    static void on_readable_buffered(void* p) { static_cast<SocketTransport*>(p)->read_ready_buffered(); }
     static void on_writable(void* p) { static_cast<SocketTransport*>(p)->write_ready(); }
     static void lost_thunk(void* p) { static_cast<SocketTransport*>(p)->call_connection_lost(); }
 
+    // Protocol only (p_ is set while the reader is registered).
     void read_ready() {
         if (conn_lost_) return;
-        if (!p_) {
-            read_ready_buffered();
-            return;
-        }
         char* buf = shared_read_buffer();
         ssize_t n = ::recv(fd_, buf, kMaxRead, 0);
         if (n <= 0) {
@@ -434,7 +439,8 @@ private:
     }
 
     // read_ready() for a BufferedProtocol: receive into its buffer.
-    [[gnu::noinline]] void read_ready_buffered() {
+    void read_ready_buffered() {
+        if (conn_lost_) return;
         std::span<char> b;
         try {
             b = bp_->get_buffer(0);
