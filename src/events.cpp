@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cassert>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -32,7 +33,6 @@ namespace asyncio {
 using detail::t_running_loop;
 
 namespace {
-constexpr std::uint64_t kWakeTag = ~std::uint64_t{0};
 
 [[noreturn]] void throw_os(const char* what) {
     int err = errno;
@@ -111,14 +111,19 @@ struct FdCallback {
     bool cancelled = false;
 };
 // What a readable connection's dispatch and run touch (the reader, its
-// generation, the armed events, the read waiter, the keep-alive pair) fills
-// the first cache line; the writer side comes after.
+// generation, the steady flag, the keep-alive pair) fills the first cache
+// line; the writer side comes after.
 struct alignas(64) FdEntry {
     std::shared_ptr<FdCallback> reader;
     // Bumped whenever reader/writer is set or removed: a collected readiness
     // callback runs only if its generation is still current (the Handle of a
     // replaced or removed callback is cancelled, as in Python).
-    std::uint32_t reader_gen = 0, writer_gen = 0;
+    std::uint32_t reader_gen = 0;
+    // EPOLLIN in the steady state of a connection being read (only EPOLLIN
+    // armed, a reader, no read waiter: an EPOLLIN event then needs nothing
+    // but the reader's run), else 0 (never an event mask epoll reports).
+    // refresh() recomputes it; every change of the three ends with one.
+    std::uint32_t steady = 0;
     std::uint32_t armed = 0;  // events registered with epoll (may lag: disarmed lazily)
     bool in_epoll = false;
     bool counted = false;
@@ -128,8 +133,13 @@ struct alignas(64) FdEntry {
     FdCallback* running = nullptr;
     std::shared_ptr<FdCallback> retired;
     std::shared_ptr<FdCallback> writer;
-    IoWaiter* write_waiter = nullptr;
+    std::uint32_t writer_gen = 0;
     int fd = -1;  // epoll reports the entry itself (data.ptr), the slow path needs the number
+    IoWaiter* write_waiter = nullptr;
+    std::uint32_t steady_state() const noexcept {
+        return armed == EPOLLIN && reader && !read_waiter ? std::uint32_t{EPOLLIN} : 0u;
+    }
+    void refresh() noexcept { steady = steady_state(); }
     void drop(std::shared_ptr<FdCallback>& slot) noexcept {
         if (!slot) return;
         slot->cancelled = true;
@@ -145,6 +155,11 @@ struct alignas(64) FdEntry {
         return ev;
     }
 };
+
+// What epoll reports for a loop's wake-up eventfd: an entry that never takes
+// poll_io()'s steady path (nothing armed), recognised by its address in
+// dispatch_fd_slow(). Shared by every loop, never written.
+static constinit FdEntry g_wake_entry;
 
 bool IoWaiter::on_cancel(Waiter* w, TaskBase* t, const std::string* msg) {
     auto* self = static_cast<IoWaiter*>(w);
@@ -194,7 +209,7 @@ EventLoop::EventLoop() : io_runs_(new detail::IoRun[2 * kMaxPollEvents + 1]) {
     }
     epoll_event ev{};
     ev.events = EPOLLIN;
-    ev.data.u64 = kWakeTag;
+    ev.data.ptr = &detail::g_wake_entry;
     if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, wakefd_, &ev) < 0) {
         int err = errno;
         ::close(epfd_);
@@ -487,10 +502,12 @@ void EventLoop::set_fd_callback(int fd, bool read, Callback&& cb) {
     } catch (...) {
         slot = std::move(prev);
         if (slot) slot->cancelled = false;
+        e.refresh();
         throw;
     }
     e.drop(prev);
     ++gen;
+    e.refresh();
 }
 
 void EventLoop::disarm_fd(int fd) noexcept {
@@ -499,6 +516,7 @@ void EventLoop::disarm_fd(int fd) noexcept {
         disarm_now(fd, *fds_[fd]);
     } catch (...) {
     }
+    fds_[fd]->refresh();
 }
 
 // remove_reader/remove_writer drop the registration at once: Python code
@@ -532,6 +550,7 @@ bool EventLoop::remove_reader(int fd) {
     e.drop(e.reader);
     ++e.reader_gen;
     disarm_now(fd, e);
+    e.refresh();
     return true;
 }
 
@@ -542,6 +561,7 @@ bool EventLoop::remove_writer(int fd) {
     e.drop(e.writer);
     ++e.writer_gen;
     disarm_now(fd, e);
+    e.refresh();
     return true;
 }
 
@@ -555,6 +575,7 @@ void EventLoop::forget_fd(int fd) noexcept {
     if (e.in_epoll) ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
     e.in_epoll = false;
     e.armed = 0;
+    e.steady = 0;
     if (e.counted && !e.read_waiter && !e.write_waiter) {
         --watched_fds_;
         e.counted = false;
@@ -573,9 +594,11 @@ void EventLoop::attach_io_waiter(detail::IoWaiter* w) {
         update_interest(w->fd, e);
     } catch (...) {
         slot = nullptr;
+        e.refresh();
         throw;
     }
     w->attached = true;
+    e.refresh();
 }
 
 bool EventLoop::detach_io_waiter(detail::IoWaiter* w) noexcept {
@@ -586,6 +609,7 @@ bool EventLoop::detach_io_waiter(detail::IoWaiter* w) noexcept {
     detail::IoWaiter*& slot = w->read ? e.read_waiter : e.write_waiter;
     if (slot != w) return false;
     slot = nullptr;
+    e.refresh();
     std::uint32_t want = e.wanted();
     bool counted = want != 0;
     if (counted != e.counted) {
@@ -600,6 +624,13 @@ std::size_t EventLoop::watched_fd_count() const noexcept { return watched_fds_; 
 // Every case but poll_io()'s steady one, kept out of line so that the loop
 // there needs few registers. Returns the new end of the collected runs.
 detail::IoRun* EventLoop::dispatch_fd_slow(std::uint32_t events, FdEntry& e, detail::IoRun* out) {
+    if (&e == &detail::g_wake_entry) {  // call_soon_threadsafe's wake-up
+        std::uint64_t v;
+        while (::read(wakefd_, &v, sizeof v) > 0) {
+        }
+        wake_pending_.store(false, std::memory_order_release);
+        return out;
+    }
     const int fd = e.fd;
     const bool err = events & (EPOLLERR | EPOLLHUP);
     const bool readable = err || (events & (EPOLLIN | EPOLLRDHUP | EPOLLPRI));
@@ -641,6 +672,7 @@ detail::IoRun* EventLoop::dispatch_fd_slow(std::uint32_t events, FdEntry& e, det
             }
         }
     }
+    e.refresh();
     return out;
 }
 
@@ -767,26 +799,20 @@ void EventLoop::run_forever() {
 // wake the tasks waiting for the descriptors, in event order. Nothing here
 // runs user code, so no registration changes between the wait and the end of
 // the collection: data.ptr is the entry the event is for (entries live as
-// long as the loop).
+// long as the loop; the wake-up eventfd's is g_wake_entry).
 void EventLoop::poll_io(int timeout_ms) {
     epoll_event events[kMaxPollEvents];
     int n = ::epoll_wait(epfd_, events, static_cast<int>(kMaxPollEvents), timeout_ms);
     if (n < 0 && errno != EINTR) throw_os("epoll_wait");
     detail::IoRun* out = io_runs_.get();
     for (int i = 0; i < n; ++i) {
-        if (events[i].data.u64 == kWakeTag) [[unlikely]] {
-            std::uint64_t v;
-            while (::read(wakefd_, &v, sizeof v) > 0) {
-            }
-            wake_pending_.store(false, std::memory_order_release);
-            continue;
-        }
         FdEntry& e = *static_cast<FdEntry*>(events[i].data.ptr);
         const std::uint32_t ev = events[i].events;
         // The steady state of a connection being read: only EPOLLIN reported,
         // only a reader registered (interest is armed eagerly, so armed ==
         // EPOLLIN means no writer or write waiter) and nothing to disarm.
-        if (ev == EPOLLIN && e.armed == EPOLLIN && e.reader && !e.read_waiter) [[likely]] {
+        assert(e.steady == e.steady_state());
+        if (ev == e.steady) [[likely]] {
             *out++ = detail::IoRun{&e, ready_.tail_pos(), e.reader_gen, true};
             continue;
         }
@@ -874,6 +900,7 @@ void EventLoop::close() {
         if (fds_[fd]->in_epoll) ::epoll_ctl(epfd_, EPOLL_CTL_DEL, static_cast<int>(fd), nullptr);
         fds_[fd]->reader.reset();
         fds_[fd]->writer.reset();
+        fds_[fd]->steady = 0;
         ++fds_[fd]->reader_gen;
         ++fds_[fd]->writer_gen;
     }
