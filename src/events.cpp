@@ -1,9 +1,10 @@
 // The event loop: ready queue, timer heap, epoll readiness, cross-thread inbox.
 //
 // One iteration (run_once) mirrors CPython's BaseEventLoop._run_once: wait
-// for I/O (not at all if callbacks are ready), queue the I/O callbacks and
-// the expired timers, then run exactly the callbacks that were ready at that
-// point; anything they schedule runs on the next iteration.
+// for I/O (not at all if callbacks are ready), collect the I/O callbacks,
+// queue the expired timers, then run exactly the callbacks that were ready
+// at that point, the I/O ones in the order Python would have queued them;
+// anything they schedule runs on the next iteration.
 #include "asyncio/events.hpp"
 
 #include <cxxabi.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cassert>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -31,7 +33,6 @@ namespace asyncio {
 using detail::t_running_loop;
 
 namespace {
-constexpr std::uint64_t kWakeTag = ~std::uint64_t{0};
 
 [[noreturn]] void throw_os(const char* what) {
     int err = errno;
@@ -109,16 +110,36 @@ struct FdCallback {
     Callback cb;
     bool cancelled = false;
 };
-struct FdEntry {
-    std::shared_ptr<FdCallback> reader, writer;
-    // Bumped whenever reader/writer is set or removed: a queued readiness
+// What a readable connection's dispatch and run touch (the reader, its
+// generation, the steady flag, the keep-alive pair) fills the first cache
+// line; the writer side comes after.
+struct alignas(64) FdEntry {
+    std::shared_ptr<FdCallback> reader;
+    // Bumped whenever reader/writer is set or removed: a collected readiness
     // callback runs only if its generation is still current (the Handle of a
     // replaced or removed callback is cancelled, as in Python).
-    std::uint32_t reader_gen = 0, writer_gen = 0;
-    // The callback FdRun is running, and that callback once removed or
+    std::uint32_t reader_gen = 0;
+    // EPOLLIN in the steady state of a connection being read (only EPOLLIN
+    // armed, a reader, no read waiter: an EPOLLIN event then needs nothing
+    // but the reader's run), else 0 (never an event mask epoll reports).
+    // refresh() recomputes it; every change of the three ends with one.
+    std::uint32_t steady = 0;
+    std::uint32_t armed = 0;  // events registered with epoll (may lag: disarmed lazily)
+    bool in_epoll = false;
+    bool counted = false;
+    IoWaiter* read_waiter = nullptr;
+    // The callback run_io() is running, and that callback once removed or
     // replaced during its own run: it is destroyed when the run ends.
     FdCallback* running = nullptr;
     std::shared_ptr<FdCallback> retired;
+    std::shared_ptr<FdCallback> writer;
+    std::uint32_t writer_gen = 0;
+    int fd = -1;  // epoll reports the entry itself (data.ptr), the slow path needs the number
+    IoWaiter* write_waiter = nullptr;
+    std::uint32_t steady_state() const noexcept {
+        return armed == EPOLLIN && reader && !read_waiter ? std::uint32_t{EPOLLIN} : 0u;
+    }
+    void refresh() noexcept { steady = steady_state(); }
     void drop(std::shared_ptr<FdCallback>& slot) noexcept {
         if (!slot) return;
         slot->cancelled = true;
@@ -127,11 +148,6 @@ struct FdEntry {
         else
             slot.reset();
     }
-    IoWaiter* read_waiter = nullptr;
-    IoWaiter* write_waiter = nullptr;
-    std::uint32_t armed = 0;  // events registered with epoll (may lag: disarmed lazily)
-    bool in_epoll = false;
-    bool counted = false;
     std::uint32_t wanted() const {
         std::uint32_t ev = 0;
         if (reader || read_waiter) ev |= EPOLLIN;
@@ -139,6 +155,11 @@ struct FdEntry {
         return ev;
     }
 };
+
+// What epoll reports for a loop's wake-up eventfd: an entry that never takes
+// poll_io()'s steady path (nothing armed), recognised by its address in
+// dispatch_fd_slow(). Shared by every loop, never written.
+static constinit FdEntry g_wake_entry;
 
 bool IoWaiter::on_cancel(Waiter* w, TaskBase* t, const std::string* msg) {
     auto* self = static_cast<IoWaiter*>(w);
@@ -177,7 +198,7 @@ bool TimerHandle::try_cancel() {
 
 // ---- construction ------------------------------------------------------------
 
-EventLoop::EventLoop() {
+EventLoop::EventLoop() : io_runs_(new detail::IoRun[2 * kMaxPollEvents + 1]) {
     epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
     if (epfd_ < 0) throw_os("epoll_create1");
     wakefd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -188,7 +209,7 @@ EventLoop::EventLoop() {
     }
     epoll_event ev{};
     ev.events = EPOLLIN;
-    ev.data.u64 = kWakeTag;
+    ev.data.ptr = &detail::g_wake_entry;
     if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, wakefd_, &ev) < 0) {
         int err = errno;
         ::close(epfd_);
@@ -438,7 +459,7 @@ void EventLoop::update_interest(int fd, FdEntry& e) {
     if ((e.armed | want) != e.armed) {
         epoll_event ev{};
         ev.events = e.armed | want;
-        ev.data.u64 = static_cast<std::uint64_t>(fd);
+        ev.data.ptr = &e;
         int op = e.in_epoll ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
         int r = ::epoll_ctl(epfd_, op, fd, &ev);
         if (r < 0 && errno == ENOENT && op == EPOLL_CTL_MOD) r = ::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev);
@@ -458,7 +479,10 @@ namespace {
 FdEntry& entry_for(std::vector<std::unique_ptr<FdEntry>>& fds, int fd) {
     if (fd < 0) throw ValueError("invalid file descriptor: " + std::to_string(fd));
     if (static_cast<std::size_t>(fd) >= fds.size()) fds.resize(static_cast<std::size_t>(fd) + 1);
-    if (!fds[fd]) fds[fd] = std::make_unique<FdEntry>();
+    if (!fds[fd]) {
+        fds[fd] = std::make_unique<FdEntry>();
+        fds[fd]->fd = fd;
+    }
     return *fds[fd];
 }
 }  // namespace
@@ -478,10 +502,12 @@ void EventLoop::set_fd_callback(int fd, bool read, Callback&& cb) {
     } catch (...) {
         slot = std::move(prev);
         if (slot) slot->cancelled = false;
+        e.refresh();
         throw;
     }
     e.drop(prev);
     ++gen;
+    e.refresh();
 }
 
 void EventLoop::disarm_fd(int fd) noexcept {
@@ -490,6 +516,7 @@ void EventLoop::disarm_fd(int fd) noexcept {
         disarm_now(fd, *fds_[fd]);
     } catch (...) {
     }
+    fds_[fd]->refresh();
 }
 
 // remove_reader/remove_writer drop the registration at once: Python code
@@ -512,7 +539,7 @@ void EventLoop::disarm_now(int fd, FdEntry& e) {
     }
     epoll_event ev{};
     ev.events = want;
-    ev.data.u64 = static_cast<std::uint64_t>(fd);
+    ev.data.ptr = &e;
     if (::epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) == 0) e.armed = want;
 }
 
@@ -523,6 +550,7 @@ bool EventLoop::remove_reader(int fd) {
     e.drop(e.reader);
     ++e.reader_gen;
     disarm_now(fd, e);
+    e.refresh();
     return true;
 }
 
@@ -533,6 +561,7 @@ bool EventLoop::remove_writer(int fd) {
     e.drop(e.writer);
     ++e.writer_gen;
     disarm_now(fd, e);
+    e.refresh();
     return true;
 }
 
@@ -546,6 +575,7 @@ void EventLoop::forget_fd(int fd) noexcept {
     if (e.in_epoll) ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
     e.in_epoll = false;
     e.armed = 0;
+    e.steady = 0;
     if (e.counted && !e.read_waiter && !e.write_waiter) {
         --watched_fds_;
         e.counted = false;
@@ -564,9 +594,11 @@ void EventLoop::attach_io_waiter(detail::IoWaiter* w) {
         update_interest(w->fd, e);
     } catch (...) {
         slot = nullptr;
+        e.refresh();
         throw;
     }
     w->attached = true;
+    e.refresh();
 }
 
 bool EventLoop::detach_io_waiter(detail::IoWaiter* w) noexcept {
@@ -577,6 +609,7 @@ bool EventLoop::detach_io_waiter(detail::IoWaiter* w) noexcept {
     detail::IoWaiter*& slot = w->read ? e.read_waiter : e.write_waiter;
     if (slot != w) return false;
     slot = nullptr;
+    e.refresh();
     std::uint32_t want = e.wanted();
     bool counted = want != 0;
     if (counted != e.counted) {
@@ -588,51 +621,17 @@ bool EventLoop::detach_io_waiter(detail::IoWaiter* w) noexcept {
 
 std::size_t EventLoop::watched_fd_count() const noexcept { return watched_fds_; }
 
-namespace {
-// A queued readiness callback: trivially copyable (the ready queue moves it
-// with a memcpy), checked against the entry's generation when it runs. The
-// FdEntry outlives every queued one (entries are freed only with the loop,
-// after the ready queue is cleared).
-struct FdRun {
-    FdEntry* e;
-    std::uint32_t gen;
-    bool read;
-    void operator()() const {
-        detail::FdCallback* cb = (read ? e->reader : e->writer).get();
-        if ((read ? e->reader_gen : e->writer_gen) != gen || !cb) return;
-        // The callback may remove or replace itself: FdEntry::drop() then
-        // keeps it alive until the run ends.
-        struct Running {
-            FdEntry* e;
-            ~Running() {
-                e->running = nullptr;
-                if (e->retired) e->retired.reset();
-            }
-        } guard{e};
-        e->running = cb;
-        cb->cb();
+// Every case but poll_io()'s steady one, kept out of line so that the loop
+// there needs few registers. Returns the new end of the collected runs.
+detail::IoRun* EventLoop::dispatch_fd_slow(std::uint32_t events, FdEntry& e, detail::IoRun* out) {
+    if (&e == &detail::g_wake_entry) {  // call_soon_threadsafe's wake-up
+        std::uint64_t v;
+        while (::read(wakefd_, &v, sizeof v) > 0) {
+        }
+        wake_pending_.store(false, std::memory_order_release);
+        return out;
     }
-};
-static_assert(std::is_trivially_copyable_v<FdRun>);
-}  // namespace
-
-void EventLoop::dispatch_fd(int fd, std::uint32_t events) {
-    if (static_cast<std::size_t>(fd) >= fds_.size()) return;
-    FdEntry* ep = fds_[fd].get();
-    if (!ep) return;
-    FdEntry& e = *ep;
-    // The steady state of a connection being read: only EPOLLIN reported,
-    // only a reader registered (interest is armed eagerly, so armed ==
-    // EPOLLIN means no writer or write waiter) and nothing to disarm.
-    if (events == EPOLLIN && e.armed == EPOLLIN && e.reader && !e.read_waiter) {
-        ready_.push(Callback(FdRun{&e, e.reader_gen, true}));
-        return;
-    }
-    dispatch_fd_slow(fd, events, e);
-}
-
-// Kept out of line so that the fast path above needs few registers.
-void EventLoop::dispatch_fd_slow(int fd, std::uint32_t events, FdEntry& e) {
+    const int fd = e.fd;
     const bool err = events & (EPOLLERR | EPOLLHUP);
     const bool readable = err || (events & (EPOLLIN | EPOLLRDHUP | EPOLLPRI));
     const bool writable = err || (events & EPOLLOUT);
@@ -642,7 +641,7 @@ void EventLoop::dispatch_fd_slow(int fd, std::uint32_t events, FdEntry& e) {
             w->attached = false;
             w->task->wake();
         }
-        if (e.reader) ready_.push(Callback(FdRun{&e, e.reader_gen, true}));
+        if (e.reader) *out++ = detail::IoRun{&e, ready_.tail_pos(), e.reader_gen, true};
     }
     if (writable) {
         if (detail::IoWaiter* w = e.write_waiter) {
@@ -650,7 +649,7 @@ void EventLoop::dispatch_fd_slow(int fd, std::uint32_t events, FdEntry& e) {
             w->attached = false;
             w->task->wake();
         }
-        if (e.writer) ready_.push(Callback(FdRun{&e, e.writer_gen, false}));
+        if (e.writer) *out++ = detail::IoRun{&e, ready_.tail_pos(), e.writer_gen, false};
     }
     // Lazy disarm: an event nobody wants any more drops the registration.
     std::uint32_t want = e.wanted();
@@ -668,11 +667,13 @@ void EventLoop::dispatch_fd_slow(int fd, std::uint32_t events, FdEntry& e) {
             } else {
                 epoll_event ev{};
                 ev.events = want;
-                ev.data.u64 = static_cast<std::uint64_t>(fd);
+                ev.data.ptr = &e;
                 if (::epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) == 0) e.armed = want;
             }
         }
     }
+    e.refresh();
+    return out;
 }
 
 // ---- running ---------------------------------------------------------------------
@@ -684,6 +685,36 @@ void EventLoop::drop_cancelled_tops() noexcept {
         --cancelled_in_heap_;
         free_timer_slot(slot);
     }
+}
+
+// One collected readiness callback (see run_once()).
+[[gnu::always_inline]] inline void EventLoop::run_io(const detail::IoRun& r) {
+    FdEntry& e = *r.e;  // entries are freed only with the loop
+    // An unchanged generation means the callback collected is still set
+    // (every set, removal and close bumps it).
+    detail::FdCallback* cb;
+    if (r.read) {
+        if (e.reader_gen != r.gen) return;
+        cb = e.reader.get();
+    } else {
+        if (e.writer_gen != r.gen) return;
+        cb = e.writer.get();
+    }
+    // The callback may remove or replace itself: FdEntry::drop() then keeps
+    // it alive (in e.retired) until the run ends.
+    e.running = cb;
+    try {
+        if (debug_) [[unlikely]] {
+            run_timed(cb->cb);
+        } else {
+            cb->cb();
+        }
+    } catch (...) {
+        report_callback_error();
+    }
+    e.running = nullptr;
+    if (e.retired) [[unlikely]]
+        e.retired.reset();
 }
 
 // Inlined into run_forever(), its only caller: the registers are saved once
@@ -703,25 +734,40 @@ void EventLoop::drop_cancelled_tops() noexcept {
     // report the cross-thread wake-up, which drain_inbox() sees through its
     // flag anyway: skip the syscall. This is what makes sleep(0) and
     // call_soon cost nanoseconds, not a syscall per iteration.
+    io_count_ = 0;  // even if the last iteration was left by an exception
     if (timeout_ms != 0 || watched_fds_ > 0) poll_io(timeout_ms);
     drain_inbox();
     if (!heap_.empty() && !timers_surely_not_due()) process_timers(time());
 
-    // Run exactly the callbacks that are ready now, each in its slot.
+    // Run exactly the callbacks that are ready now, each in its slot, with
+    // the readiness callbacks the poll found in between, each where Python's
+    // _run_once would have queued its Handle: after the queue entries that
+    // were there when its event was collected (the callbacks ready before the
+    // poll, the tasks woken by earlier events), before the inbox and the
+    // expired timers. They run from io_runs_, not through the queue.
     const std::uint64_t end = ready_.tail_pos();
-    while (ready_.head_pos() != end) {
-        Callback& cb = ready_.take_front();
-        if (!cb) continue;  // cancelled handle
-        try {
-            if (debug_) [[unlikely]] {
-                run_timed(cb);
-            } else {
-                cb();
+    const detail::IoRun* io = io_runs_.get();
+    detail::IoRun* const io_end = io_runs_.get() + io_count_;
+    io_end->pos = end;  // a sentinel: after the last run, the rest of the queue
+    std::uint64_t stop = io->pos;
+    for (;;) {
+        while (ready_.head_pos() != stop) {
+            Callback& cb = ready_.take_front();
+            if (!cb) continue;  // cancelled handle
+            try {
+                if (debug_) [[unlikely]] {
+                    run_timed(cb);
+                } else {
+                    cb();
+                }
+            } catch (...) {
+                report_callback_error();
             }
-        } catch (...) {
-            report_callback_error();
+            cb.dispose();  // the slot is dead: the push that reuses it rebuilds it
         }
-        cb.dispose();  // the slot is dead: the push that reuses it rebuilds it
+        if (io == io_end) break;
+        run_io(*io);
+        stop = (++io)->pos;
     }
     ready_.release_retired();  // no slot of a replaced buffer is in use any more
 }
@@ -749,20 +795,30 @@ void EventLoop::run_forever() {
     }
 }
 
+// Collect the readiness callbacks into io_runs_ (run_once() runs them) and
+// wake the tasks waiting for the descriptors, in event order. Nothing here
+// runs user code, so no registration changes between the wait and the end of
+// the collection: data.ptr is the entry the event is for (entries live as
+// long as the loop; the wake-up eventfd's is g_wake_entry).
 void EventLoop::poll_io(int timeout_ms) {
-    epoll_event events[128];
-    int n = ::epoll_wait(epfd_, events, 128, timeout_ms);
+    epoll_event events[kMaxPollEvents];
+    int n = ::epoll_wait(epfd_, events, static_cast<int>(kMaxPollEvents), timeout_ms);
     if (n < 0 && errno != EINTR) throw_os("epoll_wait");
+    detail::IoRun* out = io_runs_.get();
     for (int i = 0; i < n; ++i) {
-        if (events[i].data.u64 == kWakeTag) {
-            std::uint64_t v;
-            while (::read(wakefd_, &v, sizeof v) > 0) {
-            }
-            wake_pending_.store(false, std::memory_order_release);
+        FdEntry& e = *static_cast<FdEntry*>(events[i].data.ptr);
+        const std::uint32_t ev = events[i].events;
+        // The steady state of a connection being read: only EPOLLIN reported,
+        // only a reader registered (interest is armed eagerly, so armed ==
+        // EPOLLIN means no writer or write waiter) and nothing to disarm.
+        assert(e.steady == e.steady_state());
+        if (ev == e.steady) [[likely]] {
+            *out++ = detail::IoRun{&e, ready_.tail_pos(), e.reader_gen, true};
             continue;
         }
-        dispatch_fd(static_cast<int>(events[i].data.u64), events[i].events);
+        out = dispatch_fd_slow(ev, e, out);
     }
+    io_count_ = static_cast<std::uint32_t>(out - io_runs_.get());
 }
 
 void EventLoop::run_timed(Callback& cb) {
@@ -844,6 +900,7 @@ void EventLoop::close() {
         if (fds_[fd]->in_epoll) ::epoll_ctl(epfd_, EPOLL_CTL_DEL, static_cast<int>(fd), nullptr);
         fds_[fd]->reader.reset();
         fds_[fd]->writer.reset();
+        fds_[fd]->steady = 0;
         ++fds_[fd]->reader_gen;
         ++fds_[fd]->writer_gen;
     }

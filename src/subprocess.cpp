@@ -128,7 +128,7 @@ public:
             force_close(std::current_exception());
             return;
         }
-        if (!closing_) loop_->add_reader(fd_, Callback(&on_readable, this));
+        if (!closing_) loop_->add_reader(fd_, Callback::bind<&on_readable>(this));
     }
 
     void write(std::string_view data) override {
@@ -148,7 +148,7 @@ public:
             data.remove_prefix(static_cast<std::size_t>(n));
             wbuf_.clear();
             wpos_ = 0;
-            loop_->add_writer(fd_, Callback(&on_writable, this));
+            loop_->add_writer(fd_, Callback::bind<&on_writable>(this));
         } else if (wpos_ > wbuf_.size() / 2) {
             wbuf_.erase(0, wpos_);
             wpos_ = 0;
@@ -185,7 +185,7 @@ public:
     void resume_reading() override {
         if (!readable_ || closing_ || !paused_) return;
         paused_ = false;
-        loop_->add_reader(fd_, Callback(&on_readable, this));
+        loop_->add_reader(fd_, Callback::bind<&on_readable>(this));
     }
     bool is_reading() const override { return readable_ && !paused_ && !closing_; }
 
@@ -304,7 +304,7 @@ private:
 
     void schedule_connection_lost(std::exception_ptr exc) {
         lost_exc_ = std::move(exc);
-        loop_->call_soon(Callback(&lost_thunk, this));
+        loop_->call_soon(Callback::bind<&lost_thunk>(this));
     }
 
     void call_connection_lost() {

@@ -317,21 +317,29 @@ public:
             fatal_error(std::current_exception(), "Fatal error: protocol.connection_made() call failed.");
             return;
         }
-        if (!closing_ && !paused_) loop_->add_reader(fd_, Callback(&on_readable, this));
+        if (!closing_ && !paused_) watch_reads();
     }
 
     void write(std::string_view data) override {
+        // The steady state (open, nothing buffered) tries the socket first;
+        // when it takes everything, nothing else is touched and the slow
+        // paths' stack frames are not set up.
+        if (!eof_written_ && !conn_lost_ && wpos_ == wbuf_.size() && !data.empty()) [[likely]] {
+            ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
+            if (static_cast<std::size_t>(n) != data.size()) [[unlikely]]
+                write_rest(data, n);
+            return;
+        }
+        write_slow(data);
+    }
+
+    // write() in every other case, checked in Python's order; past the
+    // checks, data goes behind what is already buffered.
+    [[gnu::noinline]] void write_slow(std::string_view data) {
         if (eof_written_) throw RuntimeError("Cannot call write() after write_eof()");
         if (data.empty()) return;
         if (conn_lost_) {
             ++conn_lost_;
-            return;
-        }
-        if (wpos_ == wbuf_.size()) {
-            // Try the socket first; the common case (it takes everything)
-            // stays free of the slow path's stack frame.
-            ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
-            if (static_cast<std::size_t>(n) != data.size()) write_rest(data, n);
             return;
         }
         if (wpos_ > wbuf_.size() / 2) {
@@ -370,7 +378,7 @@ public:
     void resume_reading() override {
         if (closing_ || !paused_) return;
         paused_ = false;
-        loop_->add_reader(fd_, Callback(&on_readable, this));
+        watch_reads();
     }
     bool is_reading() const override { return !paused_ && !closing_; }
 
@@ -402,16 +410,21 @@ public:
     std::shared_ptr<BaseProtocol> get_protocol() const override { return proto_; }
 
 private:
+    // The reader for the protocol's kind: the read needs no test for it.
+    void watch_reads() {
+        if (p_)
+            loop_->add_reader(fd_, Callback::bind<&on_readable>(this));
+        else
+            loop_->add_reader(fd_, Callback::bind<&on_readable_buffered>(this));
+    }
     static void on_readable(void* p) { static_cast<SocketTransport*>(p)->read_ready(); }
+    static void on_readable_buffered(void* p) { static_cast<SocketTransport*>(p)->read_ready_buffered(); }
     static void on_writable(void* p) { static_cast<SocketTransport*>(p)->write_ready(); }
     static void lost_thunk(void* p) { static_cast<SocketTransport*>(p)->call_connection_lost(); }
 
+    // Protocol only (p_ is set while the reader is registered).
     void read_ready() {
         if (conn_lost_) return;
-        if (!p_) {
-            read_ready_buffered();
-            return;
-        }
         char* buf = shared_read_buffer();
         ssize_t n = ::recv(fd_, buf, kMaxRead, 0);
         if (n <= 0) {
@@ -426,7 +439,8 @@ private:
     }
 
     // read_ready() for a BufferedProtocol: receive into its buffer.
-    [[gnu::noinline]] void read_ready_buffered() {
+    void read_ready_buffered() {
+        if (conn_lost_) return;
         std::span<char> b;
         try {
             b = bp_->get_buffer(0);
@@ -472,7 +486,7 @@ private:
         data.remove_prefix(static_cast<std::size_t>(n));
         wbuf_.clear();
         wpos_ = 0;
-        loop_->add_writer(fd_, Callback(&on_writable, this));
+        loop_->add_writer(fd_, Callback::bind<&on_writable>(this));
         wbuf_.append(data);
         maybe_pause_protocol();
     }
@@ -565,7 +579,7 @@ private:
 
     void schedule_connection_lost(std::exception_ptr exc) {
         lost_exc_ = std::move(exc);
-        loop_->call_soon(Callback(&lost_thunk, this));
+        loop_->call_soon(Callback::bind<&lost_thunk>(this));
     }
 
     // Abort and deliver connection_lost now (a pending error stays the one given).
@@ -1122,7 +1136,7 @@ public:
             force_close(std::current_exception());
             return;
         }
-        if (!closing_) loop_->add_reader(fd_, Callback(&on_readable, this));
+        if (!closing_) loop_->add_reader(fd_, Callback::bind<&on_readable>(this));
     }
 
     void sendto(std::string_view data) override {
@@ -1178,7 +1192,7 @@ private:
                 error(make_os_error(errno, "sendto"));
                 return;
             }
-            loop_->add_writer(fd_, Callback(&on_writable, this));
+            loop_->add_writer(fd_, Callback::bind<&on_writable>(this));
         }
         queue_.emplace_back(std::string(data), addr ? std::optional<SockAddr>(*addr) : std::nullopt);
         queued_bytes_ += data.size();
@@ -1248,7 +1262,7 @@ private:
     }
     void schedule_connection_lost(std::exception_ptr exc) {
         lost_exc_ = std::move(exc);
-        loop_->call_soon(Callback(&lost_thunk, this));
+        loop_->call_soon(Callback::bind<&lost_thunk>(this));
     }
     void loop_closing() override {
         if (!conn_lost_) {

@@ -6,6 +6,9 @@
 
 #include <asyncio/asyncio.hpp>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdlib>
 #include <string>
@@ -103,6 +106,26 @@ TEST(DebugSlowStep, SlowPlainCallbackIsReported) {
     loop.call_soon([] { std::this_thread::sleep_for(std::chrono::milliseconds(5)); });
     loop.call_soon([&] { loop.stop(); });
     loop.run_forever();
+    EXPECT_EQ(r.count("Executing <Handle"), 1u);
+}
+
+TEST(DebugSlowStep, SlowReaderCallbackIsReported) {
+    EventLoop loop;
+    Reports r;
+    r.install(loop);
+    loop.set_debug(true);
+    loop.set_slow_callback_duration(0.001);
+    int fds[2];
+    ASSERT_EQ(::pipe2(fds, O_NONBLOCK | O_CLOEXEC), 0);
+    ASSERT_EQ(::write(fds[1], "x", 1), 1);
+    loop.add_reader(fds[0], [&] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        loop.remove_reader(fds[0]);
+        loop.stop();
+    });
+    loop.run_forever();
+    ::close(fds[0]);
+    ::close(fds[1]);
     EXPECT_EQ(r.count("Executing <Handle"), 1u);
 }
 

@@ -69,6 +69,13 @@ char read_byte(int fd) {
     return c;
 }
 
+// A reader's usual body: log the name, take the byte, stop watching fd.
+void log_and_unwatch(EventLoop& loop, Log& log, const char* name, int fd) {
+    log.push_back(name);
+    read_byte(fd);
+    loop.remove_reader(fd);
+}
+
 // Run callbacks until the loop stops itself via a callback scheduled last.
 void run_briefly(EventLoop& loop) {
     loop.call_soon([&loop] { loop.stop(); });
@@ -861,6 +868,117 @@ TEST(AddReader, ReaderReplacedByAnEarlierCallbackOfTheIterationWaitsForTheNext) 
     EXPECT_EQ(loop.watched_fd_count(), 0u);
 }
 
+TEST(AddReader, ReaderRemovedByAnEarlierCallbackOfTheIterationDoesNotRun) {
+    // Both pipes are readable in one poll; whichever reader runs first
+    // removes the other: the other's run is cancelled (Python cancels its
+    // Handle), although its event was collected.
+    EventLoop loop;
+    Pipe p1, p2;
+    Log log;
+    loop.add_reader(p1.r, [&] {
+        log_and_unwatch(loop, log, "p1", p1.r);
+        loop.remove_reader(p2.r);
+    });
+    loop.add_reader(p2.r, [&] {
+        log_and_unwatch(loop, log, "p2", p2.r);
+        loop.remove_reader(p1.r);
+    });
+    write_byte(p1.w);
+    write_byte(p2.w);
+    run_briefly(loop);
+    ASSERT_EQ(log.size(), 1u);
+    run_briefly(loop);
+    EXPECT_EQ(log.size(), 1u);
+    EXPECT_EQ(loop.watched_fd_count(), 0u);
+}
+
+TEST(AddReader, ReaderAddedByAnEarlierCallbackOfTheIterationRunsInTheNext) {
+    EventLoop loop;
+    Pipe p1, p2;
+    Log log;
+    loop.add_reader(p1.r, [&] {
+        log_and_unwatch(loop, log, "p1", p1.r);
+        loop.add_reader(p2.r, [&] { log_and_unwatch(loop, log, "p2", p2.r); });
+    });
+    write_byte(p1.w);
+    write_byte(p2.w);
+    run_briefly(loop);
+    EXPECT_EQ(log, (Log{"p1"}));
+    run_briefly(loop);
+    EXPECT_EQ(log, (Log{"p1", "p2"}));
+}
+
+TEST(AddReader, OrderInAnIterationIsReadyCallbacksThenReadersThenTimers) {
+    // CPython's _run_once: the callbacks ready before the poll, the I/O
+    // callbacks, the expired timers; what a reader schedules runs on the
+    // next iteration, after the timers due in this one.
+    EventLoop loop;
+    Pipe p;
+    Log log;
+    loop.add_reader(p.r, [&] {
+        log_and_unwatch(loop, log, "reader", p.r);
+        loop.call_soon([&] { log.push_back("soon from reader"); });
+    });
+    // Well past due: timers_surely_not_due() reads the coarse clock, which
+    // lags by more than its stated resolution on some machines.
+    loop.call_at(loop.time() - 1.0, [&] { log.push_back("timer"); });
+    loop.call_soon([&] { log.push_back("soon"); });
+    write_byte(p.w);
+    run_briefly(loop);
+    EXPECT_EQ(log, (Log{"soon", "reader", "timer"}));
+    run_briefly(loop);
+    EXPECT_EQ(log, (Log{"soon", "reader", "timer", "soon from reader"}));
+}
+
+TEST(AddReader, ThrowingReaderIsReportedAndTheOtherEventsReaderStillRuns) {
+    EventLoop loop;
+    std::vector<std::string> errors;
+    loop.set_exception_handler([&](EventLoop&, const asyncio::ExceptionContext& ctx) {
+        errors.push_back(ctx.message);
+        try {
+            std::rethrow_exception(ctx.exception);
+        } catch (const std::runtime_error& e) {
+            errors.back() += std::string(": ") + e.what();
+        }
+    });
+    Pipe p1, p2;
+    Log log;
+    auto thrower = [&](int fd, const char* name) {
+        return [&, fd, name] {
+            log_and_unwatch(loop, log, name, fd);
+            throw std::runtime_error(name);
+        };
+    };
+    loop.add_reader(p1.r, thrower(p1.r, "p1"));
+    loop.add_reader(p2.r, thrower(p2.r, "p2"));
+    write_byte(p1.w);
+    write_byte(p2.w);
+    run_briefly(loop);
+    ASSERT_EQ(log.size(), 2u);
+    ASSERT_EQ(errors.size(), 2u);
+    EXPECT_EQ(errors[0], "Exception in callback: " + log[0]);
+    EXPECT_EQ(errors[1], "Exception in callback: " + log[1]);
+    EXPECT_EQ(loop.watched_fd_count(), 0u);
+}
+
+TEST(AddReader, AThrowingCallbackReplacingItselfIsDestroyedAfterTheReport) {
+    EventLoop loop;
+    Pipe p;
+    Log log;
+    loop.set_exception_handler([&](EventLoop&, const asyncio::ExceptionContext&) { log.push_back("reported"); });
+    std::string tag = "old";
+    loop.add_reader(p.r, [&, tag] {
+        loop.add_reader(p.r, [&] { log_and_unwatch(loop, log, "new", p.r); });
+        log.push_back(tag);  // the replaced closure is still alive (ASan checks)
+        throw std::runtime_error("boom");
+    });
+    write_byte(p.w);
+    run_briefly(loop);
+    EXPECT_EQ(log, (Log{"old", "reported"}));
+    run_briefly(loop);
+    EXPECT_EQ(log, (Log{"old", "reported", "new"}));
+}
+
 TEST(AddReader, ACallbackReplacingItselfStaysAliveUntilItReturns) {
     EventLoop loop;
     Pipe p;
@@ -1085,6 +1203,29 @@ TEST(WaitReadable, SecondWaiterOnTheSameFdRaises) {
             co_await first;
         } catch (const asyncio::CancelledError&) {
         }
+    });
+}
+
+TEST(WaitReadable, TaskWokenByAnEventRunsBeforeThatEventsReader) {
+    // One event wakes the waiting task (its step is queued) and is due for
+    // the reader: the step runs first, then the reader, in one iteration.
+    run_test([]() -> asyncio::Coro<> {
+        SocketPair s;
+        auto& loop = asyncio::get_running_loop();
+        Log log;
+        loop.add_reader(s.b, [&] {
+            log.push_back("reader");
+            loop.remove_reader(s.b);
+        });
+        auto waiter = [&]() -> asyncio::Coro<> {
+            co_await asyncio::get_running_loop().wait_readable(s.b);
+            log.push_back("task");
+        };
+        auto t = asyncio::create_task(waiter());
+        co_await asyncio::sleep(0);  // the task waits
+        EXPECT_EQ(::write(s.a, "y", 1), 1);
+        co_await t;
+        EXPECT_EQ(log, (Log{"task", "reader"}));
     });
 }
 

@@ -115,6 +115,26 @@ TEST(Transports, BufferedProtocolReceivesIntoItsOwnBuffer) {
     });
 }
 
+TEST(Transports, BufferedProtocolResumedAfterAPauseStillReceivesIntoItsOwnBuffer) {
+    run_test([]() -> Coro<> {
+        auto server = co_await asyncio::create_server([] { return std::make_shared<EchoProtocol>(); }, "127.0.0.1", 0);
+        auto [t, p] = co_await asyncio::create_connection([] { return std::make_shared<Buffered>(); }, "127.0.0.1",
+                                                          server.port());
+        t->pause_reading();
+        std::string msg = "echoed while reading is paused";
+        t->write(msg);
+        t->write_eof();
+        for (int i = 0; i < 10; ++i) co_await asyncio::sleep(0);
+        EXPECT_EQ(p->got, "");
+        t->resume_reading();
+        asyncio::Future<> f = *p->done;
+        co_await f;
+        EXPECT_EQ(p->got, msg);
+        server.close();
+        co_await server.wait_closed();
+    });
+}
+
 namespace {
 struct Silent : asyncio::Protocol {
     asyncio::Transport* t = nullptr;

@@ -117,6 +117,16 @@ private:
 struct FdEntry;
 struct FdCallback;
 struct IoWaiter;
+// A readiness callback a poll found due: run in the same iteration, after the
+// ready-queue entries before position `pos`, if the entry's reader (or
+// writer) generation is still `gen` (a callback removed or replaced since is
+// skipped, as Python's cancelled Handle).
+struct IoRun {
+    FdEntry* e;
+    std::uint64_t pos;
+    std::uint32_t gen;
+    bool read;
+};
 }  // namespace detail
 
 /// A callback scheduled by call_soon() (Python's asyncio.Handle).
@@ -447,6 +457,7 @@ private:
     inline void run_once();  // defined in events.cpp, inlined into run_forever()
     [[gnu::noinline]] void drop_cancelled_tops() noexcept;
     void poll_io(int timeout_ms);
+    inline void run_io(const detail::IoRun& r);  // defined in events.cpp, inlined into run_forever()
     void run_timed(detail::Callback& cb);
     void report_callback_error() noexcept;
     void process_timers(double now);
@@ -455,8 +466,7 @@ private:
         if (inbox_nonempty_.load(std::memory_order_acquire)) [[unlikely]] drain_inbox_slow();
     }
     void drain_inbox_slow();
-    void dispatch_fd(int fd, std::uint32_t events);
-    [[gnu::noinline]] void dispatch_fd_slow(int fd, std::uint32_t events, detail::FdEntry& e);
+    [[gnu::noinline]] detail::IoRun* dispatch_fd_slow(std::uint32_t events, detail::FdEntry& e, detail::IoRun* out);
     void run_timer_slot(std::uint32_t slot);
     [[gnu::noinline]] void cancel_in_heap(std::uint32_t slot) noexcept;  // cancel_timer()'s entry that is not a leaf
     void rebuild_heap();
@@ -477,6 +487,11 @@ private:
     };
 
     detail::ReadyQueue ready_;
+    // The readiness callbacks collected by this iteration's poll (at most
+    // two per event, and room for run_once()'s sentinel), run in event order.
+    static constexpr std::size_t kMaxPollEvents = 128;
+    std::unique_ptr<detail::IoRun[]> io_runs_;
+    std::uint32_t io_count_ = 0;
     // Timer heap ordered by (deadline, seq): equal deadlines fire FIFO.
     // Cancelled entries stay until they reach the top (lazy removal), or the
     // heap is rebuilt when they are the majority; live_timers_ counts the
