@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <string>
@@ -258,6 +259,37 @@ TEST(CallAt, WhenIsTheScheduledLoopTime) {
     h.cancel();
     h2.cancel();
     EXPECT_EQ(loop.live_timer_count(), 0u);
+}
+
+// A timer must fire in the first iteration that begins after its deadline,
+// also in a busy loop (callbacks always ready, the poll never waits). A
+// callback that read time() >= deadline ran in an iteration that began
+// before it; the next iteration checks the timers after that time, so the
+// timer must run in it: at the latest after the one chain link queued
+// before it (Python appends due timers to the ready queue). (The coarse clock a busy loop uses to skip the check lags up to
+// twice its resolution on a VM: then the timer came one iteration late.)
+TEST(CallLater, FiresInTheFirstIterationAfterItsDeadlineInABusyLoop) {
+    EventLoop loop;
+    // Far enough ahead for the busy loop to run on the coarse clock first.
+    const double deadline = loop.time() + 0.03;
+    bool fired = false;
+    int links_after_deadline = -1;  // chain links run after one saw time() >= deadline
+    loop.call_at(deadline, [&] {
+        fired = true;
+        loop.stop();
+    });
+    std::function<void()> link;
+    link = [&] {
+        if (fired) return;
+        if (links_after_deadline >= 0) ++links_after_deadline;
+        if (links_after_deadline < 0 && loop.time() >= deadline) links_after_deadline = 0;
+        loop.call_soon(link);
+    };
+    loop.call_soon(link);
+    loop.run_forever();
+    EXPECT_TRUE(fired);
+    EXPECT_GE(links_after_deadline, 0);
+    EXPECT_LE(links_after_deadline, 1);  // 0: the iteration that ran that link had it due already
 }
 
 TEST(CallLater, AcceptsChronoDurations) {
