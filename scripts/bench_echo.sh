@@ -7,6 +7,7 @@ set -eu
 SECS=${1:-5}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${BENCH_DIR:-$(mktemp -d)}
+mkdir -p "$OUT"
 CXX=${CXX:-g++}
 gcc -O2 -o "$OUT/c_epoll_server" "$ROOT/bench/echo/c_epoll_server.c"
 gcc -O2 -o "$OUT/loadgen" "$ROOT/bench/echo/loadgen.c"

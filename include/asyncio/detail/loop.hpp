@@ -458,6 +458,7 @@ private:
     [[gnu::noinline]] void drop_cancelled_tops() noexcept;
     void poll_io(int timeout_ms);
     inline void run_io(const detail::IoRun& r);  // defined in events.cpp, inlined into run_forever()
+    inline void run_ready_until(std::uint64_t stop);  // likewise
     void run_timed(detail::Callback& cb);
     void report_callback_error() noexcept;
     void process_timers(double now);
