@@ -689,6 +689,20 @@ void EventLoop::drop_cancelled_tops() noexcept {
     }
 }
 
+// Run one callback of this iteration: timed in debug mode; what it raises
+// goes to the exception handler.
+[[gnu::always_inline]] inline void EventLoop::run_callback(Callback& cb) {
+    try {
+        if (debug_) [[unlikely]] {
+            run_timed(cb);
+        } else {
+            cb();
+        }
+    } catch (...) {
+        report_callback_error();
+    }
+}
+
 // One collected readiness callback (see run_once()).
 [[gnu::always_inline]] inline void EventLoop::run_io(const detail::IoRun& r) {
     FdEntry& e = *r.e;  // entries are freed only with the loop
@@ -705,15 +719,7 @@ void EventLoop::drop_cancelled_tops() noexcept {
     // The callback may remove or replace itself: FdEntry::drop() then keeps
     // it alive (in e.retired) until the run ends.
     e.running = cb;
-    try {
-        if (debug_) [[unlikely]] {
-            run_timed(cb->cb);
-        } else {
-            cb->cb();
-        }
-    } catch (...) {
-        report_callback_error();
-    }
+    run_callback(cb->cb);
     e.running = nullptr;
     if (e.retired) [[unlikely]]
         e.retired.reset();
@@ -724,15 +730,7 @@ void EventLoop::drop_cancelled_tops() noexcept {
     while (ready_.head_pos() != stop) {
         Callback& cb = ready_.take_front();
         if (!cb) continue;  // cancelled handle
-        try {
-            if (debug_) [[unlikely]] {
-                run_timed(cb);
-            } else {
-                cb();
-            }
-        } catch (...) {
-            report_callback_error();
-        }
+        run_callback(cb);
         cb.dispose();  // the slot is dead: the push that reuses it rebuilds it
     }
 }

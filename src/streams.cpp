@@ -257,34 +257,35 @@ void StreamProtocol::connection_made(Transport* t) {
 }
 
 Coro<std::string> stream_read(std::shared_ptr<ReaderState> s, std::ptrdiff_t n) {
+    if (n >= 0) {  // read(n): what the frameless awaiter does, in this frame
+        ReadAwaiter aw(std::move(s), n);
+        co_return co_await aw;
+    }
     s->check_exc();
-    if (n == 0) co_return std::string();
-    if (n < 0) {
-        std::string all;
-        for (;;) {
-            while (s->size() == 0 && !s->eof) {
-                s->check_exc();
-                DataWait w(s.get(), "read");
-                co_await w;
-            }
+    std::string all;
+    for (;;) {
+        while (s->size() == 0 && !s->eof) {
             s->check_exc();
-            if (s->size() == 0) break;
-            all.append(s->view());
-            s->clear();
-            s->maybe_resume_transport();
+            DataWait w(s.get(), "read");
+            co_await w;
         }
-        co_return all;
-    }
-    if (s->size() == 0 && !s->eof) {
-        DataWait w(s.get(), "read");
-        co_await w;
         s->check_exc();
+        if (s->size() == 0) break;
+        all.append(s->view());
+        s->clear();
+        s->maybe_resume_transport();
     }
-    std::size_t k = std::min<std::size_t>(static_cast<std::size_t>(n), s->size());
-    std::string out = s->take(k);
-    s->maybe_resume_transport();
-    co_return out;
+    co_return all;
 }
+
+namespace {
+// _drain_helper's checks: ConnectionResetError once the connection is lost;
+// true when writing is not paused (nothing to wait for).
+bool drain_unpaused(const StreamProtocol& p) {
+    if (p.lost) throw ConnectionResetError(ECONNRESET, "Connection lost");
+    return !p.paused_writing;
+}
+}  // namespace
 
 // ---- the frameless read() and drain() ----------------------------------------------
 
@@ -321,10 +322,7 @@ std::string ReadAwaiter::await_resume() {
 bool DrainAwaiter::await_ready() {
     // Python's drain() up to _drain_helper's wait, without a frame.
     w_->reader->check_exc();
-    if (!w_->transport->is_closing()) {
-        if (w_->protocol->lost) throw ConnectionResetError(ECONNRESET, "Connection lost");
-        if (!w_->protocol->paused_writing) return true;
-    }
+    if (!w_->transport->is_closing() && drain_unpaused(*w_->protocol)) return true;
     slow_.adopt(stream_drain(w_).release());
     return false;
 }
@@ -427,11 +425,9 @@ Coro<std::string> stream_readexactly(std::shared_ptr<ReaderState> s, std::size_t
 Coro<> stream_drain(std::shared_ptr<WriterState> w) {
     w->reader->check_exc();
     if (w->transport->is_closing()) co_await sleep(0);  // let connection_lost run (Python)
-    StreamProtocol* p = w->protocol.get();
-    if (p->lost) throw ConnectionResetError(ECONNRESET, "Connection lost");
-    if (!p->paused_writing) co_return;
+    if (drain_unpaused(*w->protocol)) co_return;
     Future<> f = w->reader->loop->create_future<void>();
-    p->drain_waiters.push_back(f);
+    w->protocol->drain_waiters.push_back(f);
     co_await f;
 }
 

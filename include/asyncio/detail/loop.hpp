@@ -459,6 +459,7 @@ private:
     void poll_io(int timeout_ms);
     inline void run_io(const detail::IoRun& r);  // defined in events.cpp, inlined into run_forever()
     inline void run_ready_until(std::uint64_t stop);  // likewise
+    inline void run_callback(detail::Callback& cb);  // likewise
     void run_timed(detail::Callback& cb);
     void report_callback_error() noexcept;
     void process_timers(double now);
