@@ -1,7 +1,8 @@
-"""Print the benchmark table: workload | target | ours | asyncio | uvloop | ...
+"""Print the benchmark table: workload | target | ours | asyncio | uvloop | tokio | asio | ...
 
 Reads the JSON that the C++ benchmark programs write (--benchmark_format=json)
-and the JSON lines of bench/python/*.py, and prints one Markdown table (the
+and the JSON lines of bench/python/*.py and of the peers' programs
+(bench/peers/<name>), and prints one Markdown table (the
 one docs/benchmarks.md shows). Standard library only; scripts/bench.sh runs
 it with /usr/bin/python3.
 
@@ -40,6 +41,11 @@ ROWS = [
      "queue_1m"),
     ("Event.set() waking 100k waiters, per waiter", "<= 60 ns", 60, "ns_per_op", "event_wake_100k"),
 ]
+
+
+# The peers' columns, in order: CPython's asyncio and uvloop (bench/python), Tokio and
+# Boost.Asio (bench/peers/<name>); all print the same JSON lines.
+PEERS = ["asyncio", "uvloop", "tokio", "asio"]
 
 
 def load_cxx(paths, errors, labels):
@@ -124,28 +130,31 @@ def fmt(v, metric):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cxx", nargs="*", default=[], help="Google Benchmark JSON files")
-    parser.add_argument("--py", nargs="*", default=[], help="JSON lines of bench/python/*.py")
+    parser.add_argument("--py", nargs="*", default=[], help="JSON lines of bench/python/*.py and of the peers")
     args = parser.parse_args()
 
     errors = []
     labels = {}
     ours = load_cxx(args.cxx, errors, labels)
     py = load_py(args.py, errors)
-    header = ["workload", "target", "ours", "asyncio", "uvloop", "ours vs uvloop", "met"]
+    header = ["workload", "target", "ours"] + PEERS + ["ours vs best peer", "met"]
     rows = []
     for label, target_text, target, metric, source in ROWS:
         o = value(ours, source, metric)
-        a = value(py.get("asyncio", {}), source, metric)
-        u = value(py.get("uvloop", {}), source, metric)
-        if o is not None and u is not None and o > 0 and metric != "allocs_per_op":
-            ratio = "%.1fx less" % (u / o) if u >= o else "%.2fx more" % (o / u)
+        peer_values = [value(py.get(p, {}), source, metric) for p in PEERS]
+        known = [(v, p) for v, p in zip(peer_values, PEERS) if v is not None and v > 0]
+        if o is not None and o > 0 and known and metric != "allocs_per_op":
+            best, who = min(known)
+            ratio = ("%.1fx less than %s" % (best / o, who) if best >= o
+                     else "%.2fx more than %s" % (o / best, who))
         else:
             ratio = "—"
         if target is None or o is None:
             met = "—"
         else:
             met = "yes" if o <= target else "NO"
-        rows.append([label, target_text, fmt(o, metric), fmt(a, metric), fmt(u, metric), ratio, met])
+        rows.append([label, target_text, fmt(o, metric)] + [fmt(v, metric) for v in peer_values]
+                    + [ratio, met])
 
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
 
@@ -159,13 +168,18 @@ def main():
     print()
     print("ns = CPU nanoseconds per operation (median of the runs); B = heap bytes per task")
     print("(ours: mallinfo2 delta; Python: tracemalloc, Python-heap objects only).")
-    print("'ours vs uvloop': how many times less (or more) time or memory ours takes than uvloop.")
+    print("'ours vs best peer': how many times less (or more) time or memory ours takes than the")
+    print("fastest (or smallest) peer of the same run; a peer's empty cell means it has no")
+    print("equivalent workload or was not run.")
     for name, label in sorted(labels.items()):
         print("ours %s: %s" % (name, label))
     if not args.py:
         print("Python columns empty: the Python side was not run.")
     elif "uvloop" not in py:
         print("uvloop column empty: python3-uvloop is not installed (run scripts/setup.sh).")
+    for p in PEERS[2:]:
+        if p not in py:
+            print("%s column empty: its peer was not built or run (scripts/bench.sh --peers)." % p)
     for e in errors:
         print("error: " + e)
     return 0

@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
-# Build the benchmarks in Release, run them and the Python asyncio/uvloop
-# twins, and print one comparison table (see docs/benchmarks.md).
+# Build the benchmarks in Release, run them, their Python asyncio/uvloop twins
+# and the Tokio and Boost.Asio peers (bench/peers), and print one comparison
+# table (see docs/benchmarks.md).
 #
-# Usage: scripts/bench.sh [--quick] [--reps N] [--cxx-only | --python-only]
+# Usage: scripts/bench.sh [--quick] [--reps N] [--cxx-only | --python-only] [--no-peers]
 #   --quick        one short run of everything (a smoke test, figures are rough)
 #   --reps N       runs per workload, the table shows the median (default 3)
-#   --cxx-only     skip the Python side
-#   --python-only  skip building and running the C++ side
+#   --cxx-only     ours only: skip the Python side and the peers
+#   --python-only  skip building and running the C++ side and the peers
+#   --no-peers     skip the Tokio and Asio peers (they need scripts/setup.sh --bench)
 # Environment: BENCH_REPS (as --reps), BENCH_BUILD_DIR (default build/bench),
 #   BENCH_TIMEOUT (seconds one C++ benchmark may take, default 120; a Python
-#   script gets ten times that),
+#   script or a peer gets ten times that),
 #   JOBS (parallel build jobs, default: number of cores).
-# Results: $BENCH_BUILD_DIR/results/{bench_*.json,python_*.jsonl,table.md}.
+# Results: $BENCH_BUILD_DIR/results/{bench_*.json,python_*.jsonl,peer_*.jsonl,table.md}.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -20,13 +22,15 @@ reps="${BENCH_REPS:-3}"
 quick=0
 run_cxx=1
 run_py=1
+run_peers=1
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --quick) quick=1; reps=1 ;;
     --reps) reps="$2"; shift ;;
-    --cxx-only) run_py=0 ;;
-    --python-only) run_cxx=0 ;;
-    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --cxx-only) run_py=0; run_peers=0 ;;
+    --python-only) run_cxx=0; run_peers=0 ;;
+    --no-peers) run_peers=0 ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown argument: $1" >&2; exit 2 ;;
   esac
   shift
@@ -48,11 +52,23 @@ if [[ ! -x "$py" ]]; then
   echo "bench.sh: $py not found: install Debian's python3 (scripts/setup.sh does)" >&2
   exit 1
 fi
-if { [[ $run_cxx == 1 ]] && ! have_benchmark; } || { [[ $run_py == 1 ]] && ! have_uvloop; }; then
-  if [[ -x scripts/setup.sh || -f scripts/setup.sh ]]; then
-    echo "== missing libbenchmark-dev or python3-uvloop: running scripts/setup.sh"
-    bash scripts/setup.sh || echo "bench.sh: scripts/setup.sh failed; going on with what is there" >&2
-  fi
+have_peer_packages() {
+  local list p
+  for list in bench/peers/*/packages.txt; do
+    [[ -f $list ]] || continue
+    while read -r p _; do
+      [[ -z $p || $p == '#'* ]] && continue
+      [[ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null)" == installed ]] || return 1
+    done <"$list"
+  done
+}
+
+if { [[ $run_cxx == 1 ]] && ! have_benchmark; } || { [[ $run_py == 1 ]] && ! have_uvloop; } \
+    || { [[ $run_peers == 1 ]] && ! have_peer_packages; }; then
+  setup_args=()
+  [[ $run_peers == 1 ]] && setup_args=(--bench)
+  echo "== missing packages: running scripts/setup.sh ${setup_args[*]}"
+  bash scripts/setup.sh "${setup_args[@]}" || echo "bench.sh: scripts/setup.sh failed; going on with what is there" >&2
 fi
 if [[ $run_cxx == 1 ]] && ! have_benchmark; then
   echo "bench.sh: Google Benchmark is missing: run scripts/setup.sh (Debian package libbenchmark-dev)" >&2
@@ -130,6 +146,30 @@ if [[ $run_py == 1 ]]; then
       notes+=("python $name failed: see $results/python_${name#bench_}.stderr")
     fi
     py_json+=("$results/python_${name#bench_}.jsonl")
+  done
+fi
+
+if [[ $run_peers == 1 ]]; then
+  # Each peer builds its programs with bench/peers/<name>/build.sh <dir> (no
+  # network) and prints the same JSON lines as the Python twins.
+  for dir in bench/peers/*/; do
+    name="$(basename "$dir")"
+    [[ -f $dir/build.sh ]] || continue
+    echo "== build peer $name"
+    if ! bash "$dir/build.sh" "$build/peers/$name" >"$results/build_peer_$name.log" 2>&1; then
+      notes+=("peer $name failed to build: see $results/build_peer_$name.log")
+      continue
+    fi
+    peer_args=(--reps "$reps")
+    [[ $quick == 1 ]] && peer_args=(--quick)
+    echo "== run peer $name"
+    if timeout "$((bench_timeout * 10))" "$build/peers/$name/${name}_core" "${peer_args[@]}" \
+        >"$results/peer_$name.jsonl" 2>"$results/peer_$name.stderr"; then
+      :
+    else
+      notes+=("peer $name failed: see $results/peer_$name.stderr")
+    fi
+    py_json+=("$results/peer_$name.jsonl")
   done
 fi
 

@@ -2,13 +2,17 @@
 # Echo benchmark: each server pinned to CPU 0, the load generator to CPU 1;
 # ping-pong with 1 and 50 connections, 64 B and 4 KiB messages. Reports
 # requests/s and the server's user and kernel CPU per request (from
-# /proc/<pid>/stat, clock ticks). Usage: scripts/bench_echo.sh [seconds]
+# /proc/<pid>/stat, clock ticks). The peers: a plain C epoll server, Python's
+# asyncio and uvloop, Tokio and Boost.Asio (bench/peers/<name>/build.sh; their
+# Debian packages come from scripts/setup.sh --bench, run here when missing).
+# Usage: scripts/bench_echo.sh [seconds]
 set -eu
 SECS=${1:-5}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${BENCH_DIR:-$(mktemp -d)}
 mkdir -p "$OUT"
 CXX=${CXX:-g++}
+bash "$ROOT/scripts/setup.sh" --bench >/dev/null || echo "bench_echo: scripts/setup.sh --bench failed; going on" >&2
 gcc -O2 -o "$OUT/c_epoll_server" "$ROOT/bench/echo/c_epoll_server.c"
 gcc -O2 -o "$OUT/loadgen" "$ROOT/bench/echo/loadgen.c"
 [ -x "$OUT/echo_server" ] || $CXX -std=c++20 -O2 -DNDEBUG -I"$ROOT/include" -o "$OUT/echo_server" \
@@ -58,3 +62,12 @@ if $PY -c "import uvloop" 2>/dev/null; then
     run "uvloop protocol" $PY "$ROOT/bench/echo/py_echo.py" uvloop-protocol
     run "uvloop streams" $PY "$ROOT/bench/echo/py_echo.py" uvloop-streams
 fi
+for dir in "$ROOT"/bench/peers/*/; do
+    name=$(basename "$dir")
+    [ -f "$dir/build.sh" ] || continue
+    if bash "$dir/build.sh" "$OUT/peers/$name" > "$OUT/build_peer_$name.log" 2>&1; then
+        run "$name" "$OUT/peers/$name/${name}_echo"
+    else
+        echo "$name: build failed, see $OUT/build_peer_$name.log" >&2
+    fi
+done

@@ -4,6 +4,11 @@
 # Idempotent and offline-safe: every package is checked with dpkg-query first, and
 # apt-get runs only when something is missing (so a re-run on a ready machine takes
 # a fraction of a second and touches no network). Uses sudo only when not root.
+#
+# Usage: scripts/setup.sh [--bench]
+#   --bench  also the peers the benchmarks compare against (bench/peers/*/packages.txt:
+#            Rust's cargo and Debian's Tokio, Boost.Asio); scripts/bench.sh and
+#            scripts/bench_echo.sh pass it, the demo and the tests do not need it.
 set -euo pipefail
 
 packages=(
@@ -15,6 +20,18 @@ packages=(
   python3 python3-uvloop               # the Python the benchmarks compare against
   valgrind                             # scripts/bench_echo_instr.sh (instructions per request)
 )
+
+case "${1:-}" in
+  "") ;;
+  --bench)
+    for list in "$(dirname "$0")"/../bench/peers/*/packages.txt; do
+      [ -f "$list" ] || continue
+      while read -r p _; do
+        case "$p" in ''|'#'*) ;; *) packages+=("$p") ;; esac
+      done < "$list"
+    done ;;
+  *) echo "setup: unknown argument: $1 (usage: scripts/setup.sh [--bench])" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do
