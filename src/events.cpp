@@ -198,7 +198,13 @@ bool TimerHandle::try_cancel() {
 
 // ---- construction ------------------------------------------------------------
 
-EventLoop::EventLoop() : io_runs_(new detail::IoRun[2 * kMaxPollEvents + 1]) {
+namespace {
+std::atomic<std::uint64_t> g_loop_serial{0};
+}  // namespace
+
+EventLoop::EventLoop()
+    : serial_(g_loop_serial.fetch_add(1, std::memory_order_relaxed) + 1),
+      io_runs_(new detail::IoRun[2 * kMaxPollEvents + 1]) {
     epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
     if (epfd_ < 0) throw_os("epoll_create1");
     wakefd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

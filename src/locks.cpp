@@ -4,69 +4,16 @@
 #include "asyncio/locks.hpp"
 
 #include <algorithm>
-#include <atomic>
-#include <mutex>
 #include <string>
 #include <utility>
-#include <vector>
 
 namespace asyncio {
 
 namespace detail {
 
-namespace {
-// Loops that have been given an id and are not closed yet. An id is dropped
-// by a close hook, so a later loop at the same address gets a fresh one.
-struct LoopIds {
-    std::mutex mu;
-    std::vector<std::pair<EventLoop*, std::uint64_t>> live;
-    std::uint64_t next = 0;
-    std::atomic<std::uint64_t> epoch{1};  // bumped at every close: invalidates the caches
-};
-LoopIds& loop_ids() {
-    static auto* ids = new LoopIds;  // never destroyed: loops may close during static destruction
-    return *ids;
-}
-struct LoopIdCache {
-    EventLoop* loop = nullptr;
-    std::uint64_t id = 0;
-    std::uint64_t epoch = 0;
-};
-thread_local LoopIdCache t_loop_id;
-
-void forget_loop(EventLoop* loop) {
-    LoopIds& ids = loop_ids();
-    std::lock_guard<std::mutex> lk(ids.mu);
-    std::erase_if(ids.live, [loop](const auto& e) { return e.first == loop; });
-    ids.epoch.fetch_add(1, std::memory_order_release);
-}
-
-std::uint64_t loop_id(EventLoop& loop) {
-    LoopIds& ids = loop_ids();
-    std::uint64_t epoch = ids.epoch.load(std::memory_order_acquire);
-    if (t_loop_id.loop == &loop && t_loop_id.epoch == epoch) return t_loop_id.id;
-    std::uint64_t id = 0;
-    {
-        std::lock_guard<std::mutex> lk(ids.mu);
-        for (const auto& e : ids.live)
-            if (e.first == &loop) id = e.second;
-        if (id == 0) {
-            id = ++ids.next;
-            ids.live.emplace_back(&loop, id);
-            EventLoop* lp = &loop;
-            loop.add_close_hook([lp] { forget_loop(lp); });
-        }
-    }
-    t_loop_id = LoopIdCache{&loop, id, epoch};
-    return id;
-}
-}  // namespace
-
-void LoopBound::bind(EventLoop& loop, const char* what) {
-    std::uint64_t id = loop_id(loop);
-    if (loop_id_ == id) return;
-    if (loop_id_ == 0) {
-        loop_id_ = id;
+void LoopBound::bind_slow(EventLoop& loop, const char* what) {
+    if (loop_serial_ == 0) {
+        loop_serial_ = loop.serial();
         loop_ = &loop;
         return;
     }

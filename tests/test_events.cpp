@@ -221,6 +221,30 @@ TEST(CallSoon, ACallbackIsDestroyedRightAfterItRunsAndOnlyThen) {
     EXPECT_EQ(token.use_count(), 1);
 }
 
+TEST(CallSoon, ACallableWhoseCopyThrowsSchedulesNothing) {
+    // call_soon builds the callback in its queue slot; a copy that throws
+    // must leave the queue as it was (no half-built entry that would run or
+    // be destroyed later).
+    struct ThrowsOnCopy {
+        int* runs;
+        ThrowsOnCopy(int* r) : runs(r) {}
+        ThrowsOnCopy(const ThrowsOnCopy&) { throw std::runtime_error("copy failed"); }
+        ThrowsOnCopy(ThrowsOnCopy&& o) noexcept : runs(o.runs) {}
+        void operator()() const { ++*runs; }
+    };
+    EventLoop loop;
+    int runs = 0;
+    Log log;
+    loop.call_soon([&] { log.push_back("before"); });
+    const ThrowsOnCopy bad(&runs);
+    EXPECT_THROW(loop.call_soon(bad), std::runtime_error);
+    loop.call_soon([&] { log.push_back("after"); });
+    loop.call_soon(ThrowsOnCopy(&runs));  // moved, not copied: scheduled
+    run_briefly(loop);
+    EXPECT_EQ(log, (Log{"before", "after"}));
+    EXPECT_EQ(runs, 1);
+}
+
 TEST(CallLater, FiresInDeadlineOrder) {
     EventLoop loop;
     Log log;

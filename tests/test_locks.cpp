@@ -7,6 +7,7 @@
 #include <asyncio/tasks.hpp>
 
 #include <algorithm>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -250,6 +251,25 @@ TEST(Lock, CreatedBeforeTheLoopBindsOnFirstWaitAndRejectsAnotherLoop) {
     EXPECT_FALSE(raised_first);
     EXPECT_TRUE(raised_second);
     EXPECT_FALSE(lock.locked());
+}
+
+TEST(Lock, ALoopBuiltWhereAClosedOneLivedIsAnotherLoop) {
+    // The binding compares the loops' serial numbers, not their addresses.
+    asyncio::Lock lock;
+    std::optional<asyncio::EventLoop> slot;
+    slot.emplace();
+    const asyncio::EventLoop* first = &*slot;
+    bool raised_first = false;
+    bool raised_second = false;
+    slot->run_until_complete(contend(&lock, &raised_first));
+    slot->close();
+    slot.reset();
+    slot.emplace();
+    ASSERT_EQ(&*slot, first);  // same storage: only the serial tells them apart
+    slot->run_until_complete(contend(&lock, &raised_second));
+    slot->close();
+    EXPECT_FALSE(raised_first);
+    EXPECT_TRUE(raised_second);
 }
 
 TEST(Lock, UncontendedUseDoesNotBindToALoop) {

@@ -272,6 +272,13 @@ struct FutureBase : RegLink {
     }
     void check_settable_slow() const;
     void finish_with(std::exception_ptr e);  // state + callbacks (e may be null)
+    /// finish_with(nullptr) of a pending future (set_result): no exception_ptr
+    /// to build, move or destroy, and inline.
+    void finish_ok() noexcept {
+        state_ = State::kFinished;
+        log_traceback_ = false;
+        schedule_callbacks();
+    }
 
     std::string repr() const;
 };

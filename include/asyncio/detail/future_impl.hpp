@@ -231,13 +231,13 @@ public:
     void set_result(U&& v) {
         base()->check_settable();
         state()->value.emplace(std::forward<U>(v));
-        p_->finish_with(nullptr);
+        p_->finish_ok();
     }
     void set_result()
         requires std::is_void_v<T>
     {
         base()->check_settable();
-        p_->finish_with(nullptr);
+        p_->finish_ok();
     }
     /// Mark done with an exception. Raises: InvalidStateError if already done;
     /// TypeError-like RuntimeError when e is null or a CancelledError (use cancel()).

@@ -70,6 +70,16 @@ public:
         ::new (static_cast<void*>(&buf_[pos & (cap_ - 1)])) Callback(std::move(cb));
         return pos;
     }
+    /// push(Callback(f)), built in its slot: no temporary to move (call_soon's
+    /// path). If building it throws, nothing is pushed.
+    template <class F>
+    std::uint64_t emplace(F&& f) {
+        if (tail_ - head_ >= cap_ - 1) grow();
+        std::uint64_t pos = tail_;
+        ::new (static_cast<void*>(&buf_[pos & (cap_ - 1)])) Callback(std::forward<F>(f));
+        tail_ = pos + 1;
+        return pos;
+    }
     /// The next push will grow the buffer (and may throw bad_alloc).
     bool full() const noexcept { return tail_ - head_ >= cap_ - 1; }
     /// push(Callback::bind<Fn>(ctx)) without the temporary.
@@ -204,7 +214,7 @@ public:
     template <class F>
     Handle call_soon(F&& f) {
         check_callable_use();
-        return Handle(this, ready_.push(detail::Callback(std::forward<F>(f))));
+        return Handle(this, ready_.emplace(std::forward<F>(f)));
     }
     /// Schedule f() after `delay` (seconds as double, or a std::chrono duration).
     template <class D, class F>
@@ -377,6 +387,9 @@ public:
     // ---- threads and sockets: END ----
 
     // ---- internals used by the library's own templates ------------------
+    /// A process-wide number, never reused: a loop built where a closed one
+    /// lived is still another loop (the primitives' loop binding uses it).
+    std::uint64_t serial() const noexcept { return serial_; }
     void push_ready(detail::Callback&& cb) { ready_.push(std::move(cb)); }
     template <void (*Fn)(void*)>
     std::uint64_t push_ready_bound(void* ctx) {
@@ -489,6 +502,7 @@ private:
     };
 
     detail::ReadyQueue ready_;
+    std::uint64_t serial_;  // see serial()
     // The readiness callbacks collected by this iteration's poll (at most
     // two per event, and room for run_once()'s sentinel), run in event order.
     static constexpr std::size_t kMaxPollEvents = 128;

@@ -163,24 +163,28 @@ inline void step_chain(void* p) {
 /// but still the task's waiter_: a cancel() in between only sets
 /// must_cancel (cancel_queued returns false), exactly as after wake().
 inline void wake_all(WaitList& list, EventLoop& loop) {
-    if (WaitNode* head = list.take_all()) loop.push_ready(Callback(&step_chain, head));
+    if (WaitNode* head = list.take_all()) loop.push_ready_bound<&step_chain>(head);
 }
 
 /// Python's _LoopBoundMixin: a primitive binds to the loop of its first wait
 /// (primitives may be created before any loop runs). Loops are told apart by
-/// a process-wide id, never reused, so a new loop at the address of a closed
+/// their serial(), never reused, so a new loop at the address of a closed
 /// one is still a different loop.
 class LoopBound {
 public:
     /// Bind to `loop`, or check that it is the bound one.
     /// Raises: RuntimeError("<what> is bound to a different event loop").
-    void bind(EventLoop& loop, const char* what);
+    void bind(EventLoop& loop, const char* what) {
+        if (loop_serial_ != loop.serial()) [[unlikely]]
+            bind_slow(loop, what);
+    }
     /// The bound loop (null before the first wait). Every queued waiter runs on it.
     EventLoop* bound_loop() const noexcept { return loop_; }
 
 private:
+    void bind_slow(EventLoop& loop, const char* what);
     EventLoop* loop_ = nullptr;
-    std::uint64_t loop_id_ = 0;  // 0: not bound yet
+    std::uint64_t loop_serial_ = 0;  // 0: not bound yet
 };
 
 }  // namespace asyncio::detail
