@@ -6,13 +6,18 @@
 //! Usage: tokio_core [--reps N] [--quick] [--filter S] [--local]
 //!
 //! Tasks are spawned with `tokio::spawn` on a `current_thread` runtime (the
-//! usual Tokio idiom, `#[tokio::main(flavor = "current_thread")]`); the main
-//! body runs in `Runtime::block_on` like `asyncio.run`'s main coroutine.
-//! `--local` runs every workload inside a `LocalSet` with `spawn_local`
-//! instead (Tokio's `!Send` single-threaded model); the output then carries
-//! `"spawner": "spawn_local"`. Because `tokio::spawn` needs `Send` futures,
-//! state shared between tasks is `Arc` + atomics / `std::sync::Mutex` (the
-//! Tokio idiom; uncontended, a few ns) where ours passes plain pointers.
+//! usual Tokio idiom, `#[tokio::main(flavor = "current_thread")]`); the
+//! benchmark body is itself a spawned task, as asyncio.run's coroutine runs
+//! in a Task (see block()). `--local` runs every workload inside a `LocalSet`
+//! with `spawn_local` instead (Tokio's `!Send` single-threaded model; its
+//! wake-ups go through the LocalSet's own waker, and yield_now costs ~4x
+//! more there); the output then carries `"spawner": "spawn_local"`.
+//! yield_now (sleep0, wait_for_*) defers its wake-up to the runtime's next
+//! park, an epoll_wait(0) when nothing else is ready: like asyncio's
+//! iteration, which polls the selector each time. Because `tokio::spawn`
+//! needs `Send` futures, state shared between tasks is `Arc` + atomics /
+//! `std::sync::Mutex` (the Tokio idiom; uncontended, a few ns) where ours
+//! passes plain pointers.
 //! CPU time is the thread's (CLOCK_THREAD_CPUTIME_ID, as bench_common.hpp):
 //! the runtime runs on this one thread.
 //!
@@ -21,7 +26,9 @@
 //! futures), pingpong_event (Notify::notify_one stores a permit like
 //! Event.set, consumed by the wake like clear()), sleep0 (yield_now),
 //! timers_100k (one task per timer sleeping until its deadline: Tokio has no
-//! callback timers, so this figure includes a task spawn per timer),
+//! callback timers, so this figure includes a task spawn per timer; a
+//! Sleep is armed at its first poll, so only the deadlines after all are
+//! armed, ~5% of them, can be checked for firing order),
 //! memory_event_100k (tasks parked on one Notify; heap bytes by mallinfo2 on a
 //! fresh thread, the run queue grown first, as ours), task_create_await_100k,
 //! gather_100k (JoinHandles awaited in order into a result Vec, what
