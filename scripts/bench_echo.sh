@@ -2,7 +2,7 @@
 # Echo benchmark: each server pinned to CPU 0, the load generator to CPU 1;
 # ping-pong with 1 and 50 connections, 64 B and 4 KiB messages. Reports
 # requests/s and the server's user and kernel CPU per request (from
-# /proc/<pid>/stat, clock ticks). The peers: a plain C epoll server, Python's
+# /proc/<pid>/stat, clock ticks). The peers: plain C epoll and io_uring servers, Python's
 # asyncio and uvloop, Tokio and Boost.Asio (bench/peers/<name>/build.sh; their
 # Debian packages come from scripts/setup.sh --bench, run here when missing).
 # Usage: scripts/bench_echo.sh [seconds]
@@ -15,6 +15,7 @@ CXX=${CXX:-g++}
 bash "$ROOT/scripts/setup.sh" --bench >/dev/null || echo "bench_echo: scripts/setup.sh --bench failed; going on" >&2
 gcc -O2 -o "$OUT/c_epoll_server" "$ROOT/bench/echo/c_epoll_server.c"
 gcc -O2 -o "$OUT/loadgen" "$ROOT/bench/echo/loadgen.c"
+gcc -O2 -o "$OUT/c_uring_server" "$ROOT/bench/echo/c_uring_server.c" -luring
 [ -x "$OUT/echo_server" ] || $CXX -std=c++20 -O2 -DNDEBUG -I"$ROOT/include" -o "$OUT/echo_server" \
     "$ROOT/bench/echo/echo_server.cpp" "$ROOT"/src/*.cpp -pthread
 PY=/usr/bin/python3
@@ -54,6 +55,7 @@ run() {  # name, command...
 }
 
 run "C epoll" "$OUT/c_epoll_server"
+run "C io_uring" "$OUT/c_uring_server"
 run "asyncio++ protocol" "$OUT/echo_server" protocol
 run "asyncio++ streams" "$OUT/echo_server" streams
 run "python protocol" $PY "$ROOT/bench/echo/py_echo.py" protocol
