@@ -7,6 +7,9 @@
 # by the requests it counted is the figure.
 # Usage: scripts/bench_echo_instr.sh [conns] [size] [secs] [top-n]
 #   top-n > 0 also lists the functions with the most instructions per request.
+# Environment: ECHO_PEERS=0 skips the peers (Tokio, Boost.Asio, uvloop); they
+#   are built as scripts/bench_echo.sh builds them. (The C io_uring server is
+#   left out: valgrind does not follow io_uring, the server hangs under it.)
 set -eu
 CONNS=${1:-50}
 SIZE=${2:-64}
@@ -54,3 +57,18 @@ echo "instructions per request, $CONNS connections x $SIZE B, ${SECS} s under ca
 measure "C epoll" "$OUT/c_epoll_server"
 measure "asyncio++ protocol" "$OUT/echo_server" protocol
 measure "asyncio++ streams" "$OUT/echo_server" streams
+if [ "${ECHO_PEERS:-1}" != 0 ]; then
+    bash "$ROOT/scripts/setup.sh" --bench >/dev/null || echo "setup.sh --bench failed; going on" >&2
+    for dir in "$ROOT"/bench/peers/*/; do
+        name=$(basename "$dir")
+        [ -f "$dir/build.sh" ] || continue
+        if bash "$dir/build.sh" "$OUT/peers/$name" > "$OUT/build_peer_$name.log" 2>&1; then
+            measure "$name" "$OUT/peers/$name/${name}_echo"
+        else
+            echo "$name: build failed, see $OUT/build_peer_$name.log" >&2
+        fi
+    done
+    if /usr/bin/python3 -c "import uvloop" 2>/dev/null; then
+        measure "uvloop protocol" /usr/bin/python3 "$ROOT/bench/echo/py_echo.py" uvloop-protocol
+    fi
+fi
