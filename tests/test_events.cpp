@@ -245,6 +245,31 @@ TEST(CallSoon, ACallableWhoseCopyThrowsSchedulesNothing) {
     EXPECT_EQ(runs, 1);
 }
 
+TEST(CallSoon, ACallbackThatSchedulesCopiesOfItselfWhileTheQueueGrows) {
+    // The loop runs a callback in its queue slot, and call_soon builds the
+    // new entry in place: copying *this (which lives in that slot) must stay
+    // valid while the push grows the queue (ASan checks the copies).
+    struct Doubler {
+        EventLoop* loop;
+        int* runs;
+        int depth;
+        std::string payload;
+        void operator()() {
+            ++*runs;
+            EXPECT_EQ(payload, std::string(64, 'x'));
+            if (depth == 0) return;
+            --depth;
+            loop->call_soon(*this);
+            loop->call_soon(*this);
+        }
+    };
+    EventLoop loop;
+    int runs = 0;
+    loop.call_soon(Doubler{&loop, &runs, 11, std::string(64, 'x')});
+    for (int i = 0; i < 12; ++i) run_briefly(loop);
+    EXPECT_EQ(runs, (1 << 12) - 1);
+}
+
 TEST(CallLater, FiresInDeadlineOrder) {
     EventLoop loop;
     Log log;
