@@ -94,6 +94,18 @@ void destroy_one(const Doomed& d) noexcept {
 }  // namespace
 
 void FutureBase::destroy() noexcept {
+    // A done plain future whose value owns nothing (frame_offset_ holds its
+    // state's size), with no exception, no callbacks and no side-table entry
+    // left: none of its destructors has an effect, so it is unlinked and its
+    // memory freed without running them ([basic.life]: allowed when nothing
+    // depends on their side effects), and without the nesting guard, as
+    // nothing else can be freed meanwhile. The future ping-pong's path.
+    if (!is_task_ && frame_offset_ != 0 && !has_extra_ && !cb_tail_ && !exception_ &&
+        state_ != State::kPending) [[likely]] {
+        if (linked()) unlink();
+        frame_free(this, frame_offset_);
+        return;
+    }
     if (t_destroying) [[unlikely]] {
         defer_destruction(Doomed{this, true});
         return;

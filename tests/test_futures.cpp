@@ -485,3 +485,52 @@ TEST(FutureCallbacks, RemovingFromTheMiddleKeepsTheOrderOfTheRest) {
     });
     EXPECT_EQ(order, (std::vector<int>{1, 3, 2}));
 }
+
+// ---- freeing a future's state -----------------------------------------------------
+
+// A future whose value type owns nothing is freed on a short path that runs
+// no destructor (FutureBase::destroy()); everything else must still be
+// destroyed: its exception, its value, its callbacks.
+struct CountsDestructions : std::runtime_error {
+    explicit CountsDestructions(int* n) : std::runtime_error("counted"), count(n) {}
+    CountsDestructions(const CountsDestructions&) = default;
+    ~CountsDestructions() override { ++*count; }
+    int* count;
+};
+
+TEST(FutureLifetime, AnExceptionOfAFutureWithATrivialValueIsDestroyed) {
+    int destroyed = 0;
+    EventLoop loop;
+    {
+        Future<int> f(loop);
+        f.set_exception(std::make_exception_ptr(CountsDestructions(&destroyed)));
+        destroyed = 0;  // the temporary thrown into the exception_ptr
+        EXPECT_NE(f.exception(), nullptr);  // retrieved: no report
+    }
+    EXPECT_EQ(destroyed, 1);
+}
+
+TEST(FutureLifetime, AValueThatOwnsSomethingIsDestroyed) {
+    auto token = std::make_shared<int>(7);
+    EventLoop loop;
+    {
+        Future<std::shared_ptr<int>> f(loop);
+        f.set_result(token);
+        EXPECT_EQ(token.use_count(), 2);
+    }
+    EXPECT_EQ(token.use_count(), 1);
+}
+
+TEST(FutureLifetime, ACallbackStillRegisteredIsDestroyedWithTheFuture) {
+    auto token = std::make_shared<int>(7);
+    EventLoop loop;
+    {
+        Future<> f(loop);
+        f.add_done_callback([token](Future<>&) {});
+        f.set_result();
+        EXPECT_EQ(token.use_count(), 2);
+        // the callback is scheduled, not run: the queue holds it and the future
+    }
+    loop.close();  // drops the queued callback
+    EXPECT_EQ(token.use_count(), 1);
+}

@@ -181,7 +181,11 @@ struct FutureBase : RegLink {
     bool parked_ : 1 = false;  // a task's link_ is where its next step resumes
     bool has_extra_ : 1 = false;  // has a FutureExtra (see extra())
     // A task: its offset from the start of its coroutine frame (destroy()
-    // finds the frame from it, so no per-type function pointer is stored).
+    // finds the frame from it, so no per-type function pointer is stored;
+    // never below 16, the frame's resume and destroy pointers come first).
+    // A plain future whose value type owns nothing (void or trivially
+    // destructible): the size of its FutureState, which destroy() frees
+    // directly; 0 otherwise.
     std::uint16_t frame_offset_ = 0;
 
     bool done() const noexcept { return state_ != State::kPending; }

@@ -213,6 +213,9 @@ public:
     /// A new future on `loop`.
     explicit Future(EventLoop& loop) : FutureRef(new detail::FutureState<T>(), Adopt{}) {
         state()->destroy_ = &detail::FutureState<T>::destroy_state;
+        if constexpr ((std::is_void_v<T> || std::is_trivially_destructible_v<T>) &&
+                      sizeof(detail::FutureState<T>) <= 0xffff)
+            p_->frame_offset_ = sizeof(detail::FutureState<T>);  // see FutureBase::destroy()
         detail::init_future(p_, loop);
     }
 
