@@ -64,12 +64,6 @@ if $PY -c "import uvloop" 2>/dev/null; then
     run "uvloop protocol" $PY "$ROOT/bench/echo/py_echo.py" uvloop-protocol
     run "uvloop streams" $PY "$ROOT/bench/echo/py_echo.py" uvloop-streams
 fi
-for dir in "$ROOT"/bench/peers/*/; do
-    name=$(basename "$dir")
-    [ -f "$dir/build.sh" ] || continue
-    if bash "$dir/build.sh" "$OUT/peers/$name" > "$OUT/build_peer_$name.log" 2>&1; then
-        run "$name" "$OUT/peers/$name/${name}_echo"
-    else
-        echo "$name: build failed, see $OUT/build_peer_$name.log" >&2
-    fi
+for name in $(sh "$ROOT/scripts/build_peers.sh" "$OUT"); do
+    run "$name" "$OUT/peers/$name/${name}_echo"
 done

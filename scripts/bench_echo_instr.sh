@@ -59,14 +59,8 @@ measure "asyncio++ protocol" "$OUT/echo_server" protocol
 measure "asyncio++ streams" "$OUT/echo_server" streams
 if [ "${ECHO_PEERS:-1}" != 0 ]; then
     bash "$ROOT/scripts/setup.sh" --bench >/dev/null || echo "setup.sh --bench failed; going on" >&2
-    for dir in "$ROOT"/bench/peers/*/; do
-        name=$(basename "$dir")
-        [ -f "$dir/build.sh" ] || continue
-        if bash "$dir/build.sh" "$OUT/peers/$name" > "$OUT/build_peer_$name.log" 2>&1; then
-            measure "$name" "$OUT/peers/$name/${name}_echo"
-        else
-            echo "$name: build failed, see $OUT/build_peer_$name.log" >&2
-        fi
+    for name in $(sh "$ROOT/scripts/build_peers.sh" "$OUT"); do
+        measure "$name" "$OUT/peers/$name/${name}_echo"
     done
     if /usr/bin/python3 -c "import uvloop" 2>/dev/null; then
         measure "uvloop protocol" /usr/bin/python3 "$ROOT/bench/echo/py_echo.py" uvloop-protocol

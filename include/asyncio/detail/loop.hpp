@@ -64,17 +64,12 @@ public:
     ReadyQueue(const ReadyQueue&) = delete;
     ReadyQueue& operator=(const ReadyQueue&) = delete;
 
-    std::uint64_t push(Callback&& cb) {
-        if (tail_ - head_ >= cap_ - 1) grow();
-        std::uint64_t pos = tail_++;
-        ::new (static_cast<void*>(&buf_[pos & (cap_ - 1)])) Callback(std::move(cb));
-        return pos;
-    }
+    std::uint64_t push(Callback&& cb) { return emplace(std::move(cb)); }
     /// push(Callback(f)), built in its slot: no temporary to move (call_soon's
     /// path). If building it throws, nothing is pushed.
     template <class F>
     std::uint64_t emplace(F&& f) {
-        if (tail_ - head_ >= cap_ - 1) grow();
+        if (full()) grow();
         std::uint64_t pos = tail_;
         ::new (static_cast<void*>(&buf_[pos & (cap_ - 1)])) Callback(std::forward<F>(f));
         tail_ = pos + 1;
