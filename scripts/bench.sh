@@ -52,23 +52,14 @@ if [[ ! -x "$py" ]]; then
   echo "bench.sh: $py not found: install Debian's python3 (scripts/setup.sh does)" >&2
   exit 1
 fi
-have_peer_packages() {
-  local list p
-  for list in bench/peers/*/packages.txt; do
-    [[ -f $list ]] || continue
-    while read -r p _; do
-      [[ -z $p || $p == '#'* ]] && continue
-      [[ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null)" == installed ]] || return 1
-    done <"$list"
-  done
-}
-
-if { [[ $run_cxx == 1 ]] && ! have_benchmark; } || { [[ $run_py == 1 ]] && ! have_uvloop; } \
-    || { [[ $run_peers == 1 ]] && ! have_peer_packages; }; then
-  setup_args=()
-  [[ $run_peers == 1 ]] && setup_args=(--bench)
-  echo "== missing packages: running scripts/setup.sh ${setup_args[*]}"
-  bash scripts/setup.sh "${setup_args[@]}" || echo "bench.sh: scripts/setup.sh failed; going on with what is there" >&2
+# setup.sh checks every package itself and calls apt-get only for missing
+# ones: with the peers it always runs (a fraction of a second when all are
+# there), without them only when something is missing.
+if [[ $run_peers == 1 ]]; then
+  bash scripts/setup.sh --bench || echo "bench.sh: scripts/setup.sh --bench failed; going on with what is there" >&2
+elif { [[ $run_cxx == 1 ]] && ! have_benchmark; } || { [[ $run_py == 1 ]] && ! have_uvloop; }; then
+  echo "== missing libbenchmark-dev or python3-uvloop: running scripts/setup.sh"
+  bash scripts/setup.sh || echo "bench.sh: scripts/setup.sh failed; going on with what is there" >&2
 fi
 if [[ $run_cxx == 1 ]] && ! have_benchmark; then
   echo "bench.sh: Google Benchmark is missing: run scripts/setup.sh (Debian package libbenchmark-dev)" >&2
@@ -150,16 +141,12 @@ if [[ $run_py == 1 ]]; then
 fi
 
 if [[ $run_peers == 1 ]]; then
-  # Each peer builds its programs with bench/peers/<name>/build.sh <dir> (no
-  # network) and prints the same JSON lines as the Python twins.
-  for dir in bench/peers/*/; do
-    name="$(basename "$dir")"
-    [[ -f $dir/build.sh ]] || continue
-    echo "== build peer $name"
-    if ! bash "$dir/build.sh" "$build/peers/$name" >"$results/build_peer_$name.log" 2>&1; then
-      notes+=("peer $name failed to build: see $results/build_peer_$name.log")
-      continue
-    fi
+  # Each peer builds its programs (scripts/build_peers.sh: no network) and
+  # prints the same JSON lines as the Python twins.
+  echo "== build the peers"
+  built="$(sh scripts/build_peers.sh "$build" 2>"$results/build_peers.stderr")" || true
+  while IFS= read -r line; do notes+=("peer $line"); done <"$results/build_peers.stderr"
+  for name in $built; do
     peer_args=(--reps "$reps")
     [[ $quick == 1 ]] && peer_args=(--quick)
     echo "== run peer $name"

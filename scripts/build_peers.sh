@@ -2,7 +2,7 @@
 # Build every benchmark peer (bench/peers/<name>/build.sh) into
 # <outdir>/peers/<name>, each logged to <outdir>/build_peer_<name>.log; print
 # the names of the peers built, one per line, and report the others on
-# stderr. Used by scripts/bench_echo.sh and scripts/bench_echo_instr.sh.
+# stderr. Used by scripts/bench.sh, bench_echo.sh and bench_echo_instr.sh.
 # Usage: scripts/build_peers.sh <outdir>
 set -eu
 OUT=$1
