@@ -17,7 +17,7 @@ gcc -O2 -o "$OUT/c_epoll_server" "$ROOT/bench/echo/c_epoll_server.c"
 gcc -O2 -o "$OUT/loadgen" "$ROOT/bench/echo/loadgen.c"
 gcc -O2 -o "$OUT/c_uring_server" "$ROOT/bench/echo/c_uring_server.c" -luring
 [ -x "$OUT/echo_server" ] || $CXX -std=c++20 -O2 -DNDEBUG -I"$ROOT/include" -o "$OUT/echo_server" \
-    "$ROOT/bench/echo/echo_server.cpp" "$ROOT"/src/*.cpp -pthread
+    "$ROOT/bench/echo/echo_server.cpp" "$ROOT"/src/*.cpp -pthread -luring
 PY=/usr/bin/python3
 HZ=$(getconf CLK_TCK)
 PORT=47000

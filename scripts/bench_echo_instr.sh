@@ -22,7 +22,7 @@ command -v valgrind >/dev/null 2>&1 || "$ROOT/scripts/setup.sh"
 gcc -O2 -g -o "$OUT/c_epoll_server" "$ROOT/bench/echo/c_epoll_server.c"
 gcc -O2 -o "$OUT/loadgen" "$ROOT/bench/echo/loadgen.c"
 [ -x "$OUT/echo_server" ] || g++ -std=c++20 -O2 -g -DNDEBUG -I"$ROOT/include" -o "$OUT/echo_server" \
-    "$ROOT/bench/echo/echo_server.cpp" "$ROOT"/src/*.cpp -pthread
+    "$ROOT/bench/echo/echo_server.cpp" "$ROOT"/src/*.cpp -pthread -luring
 PORT=$((47500 + $$ % 400))
 
 measure() {  # name, command...

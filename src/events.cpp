@@ -27,6 +27,7 @@
 
 #include "asyncio/futures.hpp"
 #include "asyncio/tasks.hpp"
+#include "uring.hpp"
 
 namespace asyncio {
 
@@ -204,7 +205,7 @@ std::atomic<std::uint64_t> g_loop_serial{0};
 
 EventLoop::EventLoop()
     : serial_(g_loop_serial.fetch_add(1, std::memory_order_relaxed) + 1),
-      io_runs_(new detail::IoRun[2 * kMaxPollEvents + 1]) {
+      io_runs_(new detail::IoRun[3 * kMaxPollEvents + 1]) {
     epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
     if (epfd_ < 0) throw_os("epoll_create1");
     wakefd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -649,7 +650,7 @@ detail::IoRun* EventLoop::dispatch_fd_slow(std::uint32_t events, FdEntry& e, det
             w->attached = false;
             w->task->wake();
         }
-        if (e.reader) *out++ = detail::IoRun{&e, ready_.tail_pos(), e.reader_gen, true};
+        if (e.reader) *out++ = detail::IoRun{&e, ready_.tail_pos(), e.reader_gen, true, 0, nullptr};
     }
     if (writable) {
         if (detail::IoWaiter* w = e.write_waiter) {
@@ -657,7 +658,7 @@ detail::IoRun* EventLoop::dispatch_fd_slow(std::uint32_t events, FdEntry& e, det
             w->attached = false;
             w->task->wake();
         }
-        if (e.writer) *out++ = detail::IoRun{&e, ready_.tail_pos(), e.writer_gen, false};
+        if (e.writer) *out++ = detail::IoRun{&e, ready_.tail_pos(), e.writer_gen, false, 0, nullptr};
     }
     // Lazy disarm: an event nobody wants any more drops the registration.
     std::uint32_t want = e.wanted();
@@ -711,6 +712,10 @@ void EventLoop::drop_cancelled_tops() noexcept {
 
 // One collected readiness callback (see run_once()).
 [[gnu::always_inline]] inline void EventLoop::run_io(const detail::IoRun& r) {
+    if (!r.e) {
+        run_completion(r);
+        return;
+    }
     FdEntry& e = *r.e;  // entries are freed only with the loop
     // An unchanged generation means the callback collected is still set
     // (every set, removal and close bumps it).
@@ -759,7 +764,7 @@ void EventLoop::drop_cancelled_tops() noexcept {
     // flag anyway: skip the syscall. This is what makes sleep(0) and
     // call_soon cost nanoseconds, not a syscall per iteration.
     io_count_ = 0;  // even if the last iteration was left by an exception
-    if (timeout_ms != 0 || watched_fds_ > 0) poll_io(timeout_ms);
+    if (timeout_ms != 0 || watched_fds_ > 0 || uring_live_ > 0) poll_io(timeout_ms);
     drain_inbox();
     // After a poll that waited (for the first deadline, typically), read the
     // precise clock: the coarse one may not have caught up with the wake-up.
@@ -817,10 +822,18 @@ void EventLoop::run_forever() {
 // the collection: data.ptr is the entry the event is for (entries live as
 // long as the loop; the wake-up eventfd's is g_wake_entry).
 void EventLoop::poll_io(int timeout_ms) {
+    if (uring_) {
+        poll_uring(timeout_ms);  // src/uring.cpp
+        return;
+    }
+    io_count_ = static_cast<std::uint32_t>(collect_epoll(timeout_ms, io_runs_.get()) - io_runs_.get());
+}
+
+// Wait on epoll and append the runs its events call for to `out`.
+detail::IoRun* EventLoop::collect_epoll(int timeout_ms, detail::IoRun* out) {
     epoll_event events[kMaxPollEvents];
     int n = ::epoll_wait(epfd_, events, static_cast<int>(kMaxPollEvents), timeout_ms);
     if (n < 0 && errno != EINTR) throw_os("epoll_wait");
-    detail::IoRun* out = io_runs_.get();
     for (int i = 0; i < n; ++i) {
         FdEntry& e = *static_cast<FdEntry*>(events[i].data.ptr);
         const std::uint32_t ev = events[i].events;
@@ -829,12 +842,12 @@ void EventLoop::poll_io(int timeout_ms) {
         // EPOLLIN means no writer or write waiter) and nothing to disarm.
         assert(e.steady == e.steady_state());
         if (ev == e.steady) [[likely]] {
-            *out++ = detail::IoRun{&e, ready_.tail_pos(), e.reader_gen, true};
+            *out++ = detail::IoRun{&e, ready_.tail_pos(), e.reader_gen, true, 0, nullptr};
             continue;
         }
         out = dispatch_fd_slow(ev, e, out);
     }
-    io_count_ = static_cast<std::uint32_t>(out - io_runs_.get());
+    return out;
 }
 
 void EventLoop::run_timed(Callback& cb) {
@@ -888,6 +901,7 @@ void EventLoop::close() {
             call_exception_handler(ctx);
         }
     }
+    close_uring();  // after the transports: ends their receives (src/uring.cpp)
     for (int sig = 1; static_cast<std::size_t>(sig) < signal_handlers_.size(); ++sig)
         if (signal_handlers_[sig]) remove_signal_handler(sig);
     closed_ = true;

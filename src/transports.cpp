@@ -10,9 +10,16 @@
 //   scheduled (or delivered), writes are dropped from then on (Python).
 // - The protocol is released when connection_lost has run, breaking any
 //   cycle through a protocol that keeps shared_from_this().
-// - Reads go through one 256 KiB per-thread buffer for Protocol (the view
-//   handed to data_received is only valid during the call) and straight into
-//   the protocol's own buffer for BufferedProtocol: no allocation per read.
+// - Reads: where the loop has an io_uring (src/uring.hpp), one multishot
+//   receive per transport into the loop's provided buffers; the bytes go to
+//   data_received, or are copied into a BufferedProtocol's buffers, and the
+//   kernel's buffer is given back at once. The transport keeps itself alive
+//   (uring_keep_) until the receive's final completion. What completes while
+//   reading is paused waits in stash_ and is delivered after resume_reading().
+//   Without io_uring: readiness through epoll, recv() into one 256 KiB
+//   per-thread buffer for Protocol (the view handed to data_received is only
+//   valid during the call) and straight into the protocol's own buffer for
+//   BufferedProtocol: no allocation per read.
 // - Writes call send() at once when nothing is buffered; only the remainder
 //   is buffered and EPOLLOUT armed until it drains.
 // - Every open transport and listening server is linked into its loop's
@@ -292,6 +299,8 @@ public:
     SocketTransport(EventLoop& loop, int fd, std::shared_ptr<BaseProtocol> proto, std::shared_ptr<ServerState> server,
                     SockAddr peer)
         : fd_(fd), loop_(&loop), proto_(std::move(proto)), server_(std::move(server)), peer_(std::move(peer)) {
+        rop_.complete = &on_received;
+        rop_.t = this;
         p_ = dynamic_cast<Protocol*>(proto_.get());
         if (!p_) bp_ = dynamic_cast<BufferedProtocol*>(proto_.get());
         if (!p_ && !bp_) {
@@ -360,7 +369,7 @@ public:
     void close() override {
         if (closing_) return;
         closing_ = true;
-        loop_->remove_reader(fd_);
+        stop_reads();
         if (wpos_ == wbuf_.size()) {
             ++conn_lost_;
             loop_->remove_writer(fd_);
@@ -373,11 +382,12 @@ public:
     void pause_reading() override {
         if (closing_ || paused_) return;
         paused_ = true;
-        loop_->remove_reader(fd_);
+        stop_reads();
     }
     void resume_reading() override {
         if (closing_ || !paused_) return;
         paused_ = false;
+        if (!stash_.empty() || eof_stashed_) schedule_stash();
         watch_reads();
     }
     bool is_reading() const override { return !paused_ && !closing_; }
@@ -410,15 +420,140 @@ public:
     std::shared_ptr<BaseProtocol> get_protocol() const override { return proto_; }
 
 private:
-    // The reader for the protocol's kind: the read needs no test for it.
+    // Start reading: a multishot receive on the loop's io_uring when it has
+    // one (kept while a cancel is on its way: its final completion re-arms),
+    // else the reader for the protocol's kind (the read needs no test for it).
     void watch_reads() {
+        if (use_uring_) {
+            if (armed_) return;
+            if (loop_->uring_recv(fd_, &rop_)) {
+                armed_ = true;
+                cancel_sent_ = false;
+                uring_keep_ = self_;
+                return;
+            }
+            use_uring_ = false;
+        }
         if (p_)
             loop_->add_reader(fd_, Callback::bind<&on_readable>(this));
         else
             loop_->add_reader(fd_, Callback::bind<&on_readable_buffered>(this));
     }
+    void stop_reads() {
+        if (!use_uring_) {
+            loop_->remove_reader(fd_);
+        } else if (armed_ && !cancel_sent_) {
+            loop_->uring_cancel(&rop_);
+            cancel_sent_ = true;
+        }
+    }
     static void on_readable(void* p) { static_cast<SocketTransport*>(p)->read_ready(); }
     static void on_readable_buffered(void* p) { static_cast<SocketTransport*>(p)->read_ready_buffered(); }
+    static void on_received(detail::UringOp* op, int res, unsigned flags, bool final) {
+        static_cast<RecvOp*>(op)->t->received(res, flags, final);
+    }
+
+    // A completion of the multishot receive. Data goes to the protocol, or
+    // to stash_ while reading is paused (or stashed data waits for its
+    // delivery), or nowhere once the transport is closing (Python stops
+    // reading at close()).
+    void received(int res, unsigned flags, bool final) {
+        if (res > 0) {
+            std::string_view d = loop_->uring_data(res, flags);
+            if (closing_ || conn_lost_) {
+            } else if (paused_ || !stash_.empty()) {
+                stash_.append(d);
+            } else {
+                deliver(d);
+            }
+            loop_->uring_release(flags);
+        }
+        if (!final) return;
+        armed_ = false;
+        cancel_sent_ = false;
+        auto keep = std::move(uring_keep_);  // may destroy *this when this function returns
+        if (res == 0) {
+            if (closing_ || conn_lost_) return;
+            if (paused_ || !stash_.empty()) {
+                eof_stashed_ = true;  // delivered after the data, on resume_reading()
+                return;
+            }
+            read_eof();
+            return;
+        }
+        if (res == -EINVAL) {
+            // A kernel without multishot receive (before 6.0): epoll from now on.
+            loop_->uring_unsupported();
+            use_uring_ = false;
+        } else if (res < 0 && res != -ECANCELED && res != -ENOBUFS) {
+            if (!conn_lost_) fatal_error(make_os_error(-res, "recv"), "Fatal read error on socket transport");
+            return;
+        }
+        // Ended by a cancel, by running out of buffers, or by the kernel:
+        // go on if reading is still wanted.
+        if (!closing_ && !paused_ && !conn_lost_) watch_reads();
+    }
+
+    // Hand received bytes to the protocol: a Protocol at once, a
+    // BufferedProtocol copied into as many of its buffers as it takes (what
+    // is left when it pauses reading waits in stash_).
+    void deliver(std::string_view d) {
+        if (p_) {
+            try {
+                p_->data_received(d);
+            } catch (...) {
+                fatal_error(std::current_exception(), "Fatal error: protocol.data_received() call failed.");
+            }
+            return;
+        }
+        while (!d.empty()) {
+            std::span<char> b;
+            try {
+                b = bp_->get_buffer(d.size());
+                if (b.empty()) throw RuntimeError("get_buffer() returned an empty buffer");
+            } catch (...) {
+                fatal_error(std::current_exception(), "Fatal error: protocol.get_buffer() call failed.");
+                return;
+            }
+            std::size_t n = std::min(b.size(), d.size());
+            std::memcpy(b.data(), d.data(), n);
+            d.remove_prefix(n);
+            try {
+                bp_->buffer_updated(n);
+            } catch (...) {
+                fatal_error(std::current_exception(), "Fatal error: protocol.buffer_updated() call failed.");
+                return;
+            }
+            if (closing_ || conn_lost_) return;
+            if (paused_) {
+                stash_.append(d);
+                return;
+            }
+        }
+    }
+
+    void schedule_stash() {
+        if (stash_scheduled_) return;
+        stash_scheduled_ = true;
+        auto self = std::static_pointer_cast<SocketTransport>(shared_from_this());
+        loop_->call_soon([self] { self->deliver_stash(); });
+    }
+    // What came while reading was paused, in the iteration after resume_reading().
+    void deliver_stash() {
+        stash_scheduled_ = false;
+        if (closing_ || conn_lost_) {
+            stash_.clear();
+            return;
+        }
+        if (paused_) return;  // paused again: the next resume_reading() schedules it
+        std::string data = std::move(stash_);
+        stash_.clear();
+        if (!data.empty()) deliver(data);
+        if (eof_stashed_ && stash_.empty() && !paused_ && !closing_ && !conn_lost_) {
+            eof_stashed_ = false;
+            read_eof();
+        }
+    }
     static void on_writable(void* p) { static_cast<SocketTransport*>(p)->write_ready(); }
     static void lost_thunk(void* p) { static_cast<SocketTransport*>(p)->call_connection_lost(); }
 
@@ -501,7 +636,7 @@ private:
         }
         if (keep_open) {
             // Keep writing; stop polling a socket that will only ever say EOF.
-            if (!paused_) loop_->remove_reader(fd_);
+            if (!paused_) stop_reads();
             paused_ = true;
         } else {
             close();
@@ -571,7 +706,7 @@ private:
         }
         if (!closing_) {
             closing_ = true;
-            loop_->remove_reader(fd_);
+            stop_reads();
         }
         ++conn_lost_;
         schedule_connection_lost(std::move(exc));
@@ -632,6 +767,18 @@ private:
     std::shared_ptr<SocketTransport> self_;
     std::exception_ptr lost_exc_;
     SockAddr peer_;
+    // Reading through the loop's io_uring (see received()).
+    struct RecvOp : detail::UringOp {
+        SocketTransport* t;
+    };
+    RecvOp rop_;
+    bool use_uring_ = true;     // until the loop says it has no io_uring
+    bool armed_ = false;        // rop_ is armed, until its final completion
+    bool cancel_sent_ = false;  // ... and asked to end
+    bool eof_stashed_ = false;  // EOF came while paused (or behind stash_)
+    bool stash_scheduled_ = false;
+    std::string stash_;                              // received while paused
+    std::shared_ptr<SocketTransport> uring_keep_;    // *this for the kernel while armed
 
 public:
     void abort_for_server() { abort(); }

@@ -1,12 +1,16 @@
 // Transports and protocols on real loopback sockets (CPython's
 // test_selector_events.py / test_server.py / test_events.py, translated).
+#include <linux/io_uring.h>
 #include <netinet/in.h>
 #include <fcntl.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <memory>
 #include <optional>
 #include <string>
@@ -490,8 +494,10 @@ TEST(Transports, LoopCloseClosesOpenTransportsAndServers) {
     {
         asyncio::EventLoop loop;
         loop.run_until_complete(open_and_leave_open(&log, &client, &writer, &udp_lost));
-        // epoll + eventfd, listener, 2 x (client + accepted), UDP
-        EXPECT_EQ(asyncio::testing::open_fd_count(), before + 2 + 1 + 4 + 1);
+        // epoll + eventfd (+ the io_uring the transports read through), listener,
+        // 2 x (client + accepted), UDP
+        const int ring = loop.uring_active() ? 1 : 0;
+        EXPECT_EQ(asyncio::testing::open_fd_count(), before + 2 + ring + 1 + 4 + 1);
         EXPECT_FALSE(client.expired());  // the loop holds it while open
         loop.close();
         EXPECT_EQ(asyncio::testing::open_fd_count(), before + 2);  // only the loop's own
@@ -690,4 +696,155 @@ TEST(HappyEyeballs, OpenConnectionTakesTheOptions) {
         server.close();
         co_await server.wait_closed();
     });
+}
+
+// ---- reading through io_uring -------------------------------------------------------
+// Where the kernel allows it, socket transports receive through the loop's
+// io_uring (multishot receives into provided buffers); ASYNCIO_URING=0 keeps
+// them on epoll. ctest runs this program both ways (test_transports_epoll).
+
+namespace {
+// What the loop should pick: io_uring unless switched off, refused by the
+// kernel (seccomp, io_uring_disabled) or too old for multishot receives (6.0).
+bool expect_uring() {
+    const char* v = std::getenv("ASYNCIO_URING");
+    if (v && std::string(v) == "0") return false;
+    struct utsname u;
+    if (::uname(&u) != 0 || std::atoi(u.release) < 6) return false;
+    struct io_uring_params p {};
+    long fd = ::syscall(__NR_io_uring_setup, 4, &p);
+    if (fd < 0) return false;
+    ::close(static_cast<int>(fd));
+    return true;
+}
+
+// Pauses reading in every data_received and resumes it from the next
+// iteration: logs what arrives and whether anything came while paused.
+struct Pauser : asyncio::Protocol {
+    asyncio::Transport* t = nullptr;
+    std::string data;
+    std::vector<std::string> events;
+    bool paused = false;
+    int while_paused = 0;
+    std::optional<asyncio::Future<>> done;
+    Pauser() { done.emplace(); }
+    void connection_made(asyncio::Transport* tr) override { t = tr; }
+    void data_received(std::string_view d) override {
+        if (paused) ++while_paused;
+        data.append(d);
+        if (events.empty() || events.back() != "data") events.push_back("data");
+        paused = true;
+        t->pause_reading();
+        asyncio::get_running_loop().call_soon([this] {
+            paused = false;
+            t->resume_reading();
+        });
+    }
+    bool eof_received() override {
+        if (paused) ++while_paused;
+        events.push_back("eof");
+        return false;
+    }
+    void connection_lost(std::exception_ptr) override { done->set_result(); }
+};
+
+std::string pattern(std::size_t n) {
+    std::string s(n, '\0');
+    for (std::size_t i = 0; i < n; ++i) s[i] = static_cast<char>('a' + (i * 7 + i / 251) % 26);
+    return s;
+}
+}  // namespace
+
+TEST(TransportsUring, TransportsReadThroughIoUringWhenTheKernelAllowsIt) {
+    bool active = false;
+    run_test([&]() -> Coro<> {
+        auto server = co_await asyncio::create_server([] { return std::make_shared<EchoProtocol>(); }, "127.0.0.1", 0);
+        auto [t, c] = co_await asyncio::create_connection([] { return std::make_shared<Collector>(); }, "127.0.0.1",
+                                                          server.port());
+        t->write("ping");
+        t->write_eof();
+        co_await wait_done(c);
+        EXPECT_EQ(c->data, "ping");
+        active = asyncio::get_running_loop().uring_active();
+        server.close();
+        co_await server.wait_closed();
+    });
+    EXPECT_EQ(active, expect_uring());
+}
+
+// Data the kernel had already received when the protocol paused (later
+// completions of the same multishot receive) waits and comes after
+// resume_reading(), in order; so does the EOF behind it.
+TEST(TransportsUring, DataArrivingWhilePausedIsDeliveredInOrderAfterResume) {
+    std::shared_ptr<Pauser> p;
+    run_test([&]() -> Coro<> {
+        asyncio::Future<std::shared_ptr<Pauser>> made;
+        auto server = co_await asyncio::create_server(
+            [&made] {
+                auto s = std::make_shared<Pauser>();
+                if (!made.done()) made.set_result(s);
+                return s;
+            },
+            "127.0.0.1", 0);
+        auto [t, c] = co_await asyncio::create_connection([] { return std::make_shared<Collector>(); }, "127.0.0.1",
+                                                          server.port());
+        const std::string msg = pattern(512 * 1024);
+        t->write(msg);
+        t->write_eof();
+        p = co_await made;
+        asyncio::Future<> f = *p->done;
+        co_await f;
+        EXPECT_EQ(p->data.size(), msg.size());
+        EXPECT_TRUE(p->data == msg);
+        t->close();
+        co_await wait_done(c);
+        server.close();
+        co_await server.wait_closed();
+    });
+    ASSERT_TRUE(p);
+    EXPECT_EQ(p->while_paused, 0);
+    EXPECT_EQ(p->events, (std::vector<std::string>{"data", "eof"}));
+}
+
+namespace {
+// Closes its transport on the first data: nothing may be delivered after.
+struct CloseOnFirst : asyncio::Protocol {
+    asyncio::Transport* t = nullptr;
+    int calls = 0;
+    std::optional<asyncio::Future<>> done;
+    CloseOnFirst() { done.emplace(); }
+    void connection_made(asyncio::Transport* tr) override { t = tr; }
+    void data_received(std::string_view) override {
+        ++calls;
+        t->close();
+    }
+    void connection_lost(std::exception_ptr) override { done->set_result(); }
+};
+}  // namespace
+
+TEST(TransportsUring, NoDataIsDeliveredAfterClose) {
+    std::shared_ptr<CloseOnFirst> p;
+    run_test([&]() -> Coro<> {
+        asyncio::Future<std::shared_ptr<CloseOnFirst>> made;
+        auto server = co_await asyncio::create_server(
+            [&made] {
+                auto s = std::make_shared<CloseOnFirst>();
+                if (!made.done()) made.set_result(s);
+                return s;
+            },
+            "127.0.0.1", 0);
+        auto [t, c] = co_await asyncio::create_connection([] { return std::make_shared<Silent>(); }, "127.0.0.1",
+                                                          server.port());
+        t->write(pattern(512 * 1024));
+        p = co_await made;
+        asyncio::Future<> f = *p->done;
+        co_await f;
+        EXPECT_EQ(p->calls, 1);
+        t->abort();
+        for (int i = 0; i < 3; ++i) co_await asyncio::sleep(0);
+        server.close();
+        co_await server.wait_closed();
+    });
+    ASSERT_TRUE(p);
+    EXPECT_EQ(p->calls, 1);
 }

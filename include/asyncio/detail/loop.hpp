@@ -126,12 +126,30 @@ struct IoWaiter;
 // ready-queue entries before position `pos`, if the entry's reader (or
 // writer) generation is still `gen` (a callback removed or replaced since is
 // skipped, as Python's cancelled Handle).
+//
+// A completion from the loop's io_uring is a run with e == nullptr: the op's
+// complete(op, res, flags) is called, `read` telling whether it is the op's
+// final completion.
+struct UringOp;
 struct IoRun {
     FdEntry* e;
     std::uint64_t pos;
-    std::uint32_t gen;
-    bool read;
+    std::uint32_t gen;  // a completion: its flags
+    bool read;          // a completion: final
+    int res;            // a completion: its result
+    UringOp* op;
 };
+
+/// A request armed on the loop's io_uring (internal, see src/uring.hpp): the
+/// owner keeps it, and everything its completions touch, alive until a final
+/// completion (`final` true) has been delivered to complete(). Linked into
+/// the loop's list of live ops while armed.
+struct UringOp {
+    void (*complete)(UringOp* op, int res, unsigned flags, bool final) = nullptr;
+    UringOp* prev = nullptr;
+    UringOp* next = nullptr;
+};
+struct Uring;
 }  // namespace detail
 
 /// A callback scheduled by call_soon() (Python's asyncio.Handle).
@@ -287,6 +305,24 @@ public:
     void forget_fd(int fd) noexcept;
     /// Drop the epoll interest nobody wants any more (internal).
     void disarm_fd(int fd) noexcept;
+
+    // ---- io_uring receives (internal, for the socket transports) ---------
+    /// Arm a multishot receive on fd into the loop's provided buffers;
+    /// op->complete gets each chunk (uring_data()/uring_release()), then a
+    /// final completion. False (nothing armed) when the loop has no usable
+    /// io_uring: the caller reads through add_reader instead. The request is
+    /// submitted by the next poll, so fd must stay open until then.
+    bool uring_recv(int fd, detail::UringOp* op);
+    /// Ask the kernel to end op's request; its final completion follows.
+    void uring_cancel(detail::UringOp* op) noexcept;
+    /// The bytes of a completion with res > 0, valid until uring_release().
+    std::string_view uring_data(int res, unsigned flags) const noexcept;
+    /// Give a completion's buffer back to the kernel.
+    void uring_release(unsigned flags) noexcept;
+    /// Stop using io_uring for new receives (a kernel without multishot receive).
+    void uring_unsupported() noexcept;
+    /// Whether this loop reads through io_uring (its ring exists).
+    bool uring_active() const noexcept { return uring_ != nullptr; }
     /// co_await loop.wait_readable(fd): suspend until fd is readable (an extension).
     FdReady wait_readable(int fd);
     /// co_await loop.wait_writable(fd): suspend until fd is writable (an extension).
@@ -465,6 +501,10 @@ private:
     inline void run_once();  // defined in events.cpp, inlined into run_forever()
     [[gnu::noinline]] void drop_cancelled_tops() noexcept;
     void poll_io(int timeout_ms);
+    detail::IoRun* collect_epoll(int timeout_ms, detail::IoRun* out);
+    void poll_uring(int timeout_ms);
+    void run_completion(const detail::IoRun& r) noexcept;
+    void close_uring() noexcept;
     inline void run_io(const detail::IoRun& r);  // defined in events.cpp, inlined into run_forever()
     inline void run_ready_until(std::uint64_t stop);  // likewise
     inline void run_callback(detail::Callback& cb);  // likewise
@@ -517,6 +557,10 @@ private:
 
     std::vector<std::unique_ptr<detail::FdEntry>> fds_;
     std::size_t watched_fds_ = 0;
+    std::unique_ptr<detail::Uring> uring_;
+    std::uint32_t uring_live_ = 0;   // ops armed (the poll must look at the ring)
+    std::uint8_t uring_state_ = 0;   // 0 not tried yet, 1 created, 2 not available
+    bool epoll_hot_ = true;          // epoll may have events the ring's poll will not report again
     int epfd_ = -1;
     int wakefd_ = -1;
 

@@ -1,0 +1,235 @@
+// The loop's io_uring: ring setup, receives, the poll step that waits on it
+// (see src/uring.hpp for the design).
+#include "uring.hpp"
+
+#include <sys/epoll.h>
+#include <poll.h>
+#include <sys/mman.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+namespace asyncio {
+namespace detail {
+
+namespace {
+// ASYNCIO_URING=0 keeps every loop on epoll alone (a test and comparison knob).
+bool uring_wanted() {
+    const char* v = std::getenv("ASYNCIO_URING");
+    return !(v && std::strcmp(v, "0") == 0);
+}
+}  // namespace
+
+std::unique_ptr<Uring> Uring::create(int epfd) {
+    std::unique_ptr<Uring> u(new Uring());
+    u->epfd = epfd;
+    io_uring_params params{};
+    // Completions are posted when the loop enters the kernel anyway (every
+    // send() and every wait does), never by interrupting it.
+    params.flags = IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
+    if (io_uring_queue_init_params(kEntries, &u->ring, &params) < 0) {
+        params = io_uring_params{};
+        if (io_uring_queue_init_params(kEntries, &u->ring, &params) < 0) return nullptr;
+    }
+    u->ring_ok = true;
+    if (!(params.features & IORING_FEAT_EXT_ARG)) return nullptr;  // waits with a timeout need it (5.11)
+    // The buffer ring's entries and the buffers, page-aligned, untouched
+    // until the kernel writes into them.
+    const std::size_t ring_bytes = kBufCount * sizeof(io_uring_buf);
+    const std::size_t total = ring_bytes + static_cast<std::size_t>(kBufCount) * kBufSize;
+    void* mem = ::mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) return nullptr;
+    u->br = static_cast<io_uring_buf_ring*>(mem);
+    u->bufs = static_cast<char*>(mem) + ring_bytes;
+    io_uring_buf_ring_init(u->br);
+    io_uring_buf_reg reg{};
+    reg.ring_addr = reinterpret_cast<std::uintptr_t>(u->br);
+    reg.ring_entries = kBufCount;
+    reg.bgid = kGroup;
+    if (io_uring_register_buf_ring(&u->ring, &reg, 0) < 0) {  // 5.19
+        ::munmap(mem, total);
+        u->br = nullptr;
+        return nullptr;
+    }
+    for (unsigned i = 0; i < kBufCount; ++i) u->give_back(i);
+    u->live.prev = u->live.next = &u->live;
+    u->arm_epoll_poll();
+    return u;
+}
+
+Uring::~Uring() {
+    if (ring_ok) io_uring_queue_exit(&ring);  // ends every request still armed
+    if (br)
+        ::munmap(br, kBufCount * sizeof(io_uring_buf) + static_cast<std::size_t>(kBufCount) * kBufSize);
+}
+
+io_uring_sqe* Uring::sqe() {
+    io_uring_sqe* s = io_uring_get_sqe(&ring);
+    while (!s) {
+        io_uring_submit(&ring);
+        s = io_uring_get_sqe(&ring);
+    }
+    return s;
+}
+
+void Uring::arm_epoll_poll() {
+    io_uring_sqe* s = sqe();
+    io_uring_prep_poll_multishot(s, epfd, POLLIN);
+    io_uring_sqe_set_data64(s, kEpollTag);
+    epoll_armed = true;
+}
+
+}  // namespace detail
+
+using detail::IoRun;
+using detail::Uring;
+using detail::UringOp;
+
+bool EventLoop::uring_recv(int fd, UringOp* op) {
+    if (uring_state_ != 1) [[unlikely]] {
+        if (uring_state_ == 2) return false;
+        uring_state_ = 2;
+        if (!detail::uring_wanted()) return false;
+        uring_ = Uring::create(epfd_);
+        if (!uring_) return false;
+        uring_state_ = 1;
+        epoll_hot_ = true;
+    }
+    io_uring_sqe* s = uring_->sqe();
+    io_uring_prep_recv_multishot(s, fd, nullptr, 0, 0);
+    s->flags |= IOSQE_BUFFER_SELECT;
+    s->buf_group = Uring::kGroup;
+    io_uring_sqe_set_data(s, op);
+    UringOp& head = uring_->live;
+    op->prev = head.prev;
+    op->next = &head;
+    head.prev->next = op;
+    head.prev = op;
+    ++uring_live_;
+    return true;
+}
+
+void EventLoop::uring_cancel(UringOp* op) noexcept {
+    if (!uring_) return;
+    io_uring_sqe* s = uring_->sqe();
+    io_uring_prep_cancel64(s, reinterpret_cast<std::uintptr_t>(op), 0);
+    io_uring_sqe_set_data64(s, Uring::kIgnoreTag);
+}
+
+std::string_view EventLoop::uring_data(int res, unsigned flags) const noexcept {
+    return {uring_->buffer(flags >> IORING_CQE_BUFFER_SHIFT), static_cast<std::size_t>(res)};
+}
+
+void EventLoop::uring_release(unsigned flags) noexcept { uring_->give_back(flags >> IORING_CQE_BUFFER_SHIFT); }
+
+void EventLoop::uring_unsupported() noexcept {
+    // The ring stays for the ops already armed; only new receives avoid it.
+    uring_state_ = 2;
+}
+
+// The poll step when the loop has a ring: submit what was queued (new
+// receives, cancels), wait for a completion or the timeout, then collect the
+// completions, and epoll's events when its poll fired (or may still have
+// some: epoll is level-triggered, the ring's poll reports only changes).
+void EventLoop::poll_uring(int timeout_ms) {
+    io_uring* ring = &uring_->ring;
+    IoRun* const first = io_runs_.get();
+    IoRun* out = first;
+    bool epoll_done = false;
+    if (epoll_hot_) {
+        out = collect_epoll(0, out);
+        epoll_done = true;
+        if (out != first) {
+            timeout_ms = 0;  // events to run: do not wait
+        } else {
+            epoll_hot_ = false;  // drained: the ring's poll reports the next ones
+        }
+    }
+    if (!uring_->epoll_armed) uring_->arm_epoll_poll();
+    if (timeout_ms != 0 && io_uring_cq_ready(ring) == 0) {
+        __kernel_timespec ts{};
+        ts.tv_sec = timeout_ms / 1000;
+        ts.tv_nsec = static_cast<long long>(timeout_ms % 1000) * 1000000;
+        io_uring_cqe* cqe = nullptr;
+        int r = io_uring_submit_and_wait_timeout(ring, &cqe, 1, timeout_ms < 0 ? nullptr : &ts, nullptr);
+        if (r < 0 && r != -ETIME && r != -EINTR && r != -EAGAIN && r != -EBUSY)
+            throw OSError(-r, "io_uring_enter");
+    } else {
+        if (io_uring_sq_ready(ring) > 0) io_uring_submit(ring);
+        if (io_uring_cq_ready(ring) == 0) {
+            io_uring_cqe* cqe = nullptr;
+            (void)io_uring_peek_cqe(ring, &cqe);  // runs the kernel's pending completions if flagged
+        }
+    }
+    bool epoll_fired = false;
+    unsigned head;
+    unsigned seen = 0;
+    io_uring_cqe* cqe;
+    io_uring_for_each_cqe(ring, head, cqe) {
+        if (seen == kMaxPollEvents) break;  // the rest waits for the next iteration
+        ++seen;
+        const std::uint64_t tag = cqe->user_data;
+        if (tag == Uring::kEpollTag) {
+            epoll_fired = true;
+            if (!(cqe->flags & IORING_CQE_F_MORE)) uring_->epoll_armed = false;
+            continue;
+        }
+        if (tag == Uring::kIgnoreTag) continue;
+        *out++ = IoRun{nullptr, ready_.tail_pos(), cqe->flags, !(cqe->flags & IORING_CQE_F_MORE), cqe->res,
+                       reinterpret_cast<UringOp*>(static_cast<std::uintptr_t>(tag))};
+    }
+    io_uring_cq_advance(ring, seen);
+    if (epoll_fired) {
+        if (!epoll_done) out = collect_epoll(0, out);
+        epoll_hot_ = true;  // until a collection finds nothing
+    }
+    io_count_ = static_cast<std::uint32_t>(out - first);
+}
+
+// A completion collected by poll_uring(), at its place in the iteration.
+void EventLoop::run_completion(const IoRun& r) noexcept {
+    UringOp* op = r.op;
+    if (r.read) {
+        op->prev->next = op->next;
+        op->next->prev = op->prev;
+        op->prev = op->next = nullptr;
+        --uring_live_;
+    }
+    try {
+        op->complete(op, r.res, r.gen, r.read);
+    } catch (...) {
+        report_callback_error();
+    }
+}
+
+// At close: end every request, then tell each op still live that it is over.
+void EventLoop::close_uring() noexcept {
+    if (!uring_) return;
+    auto u = std::move(uring_);
+    uring_state_ = 2;
+    UringOp sentinel;  // the live list, moved out of the ring's memory
+    UringOp& head = u->live;
+    const bool any = head.next != &head;
+    if (any) {
+        sentinel.next = head.next;
+        sentinel.prev = head.prev;
+        sentinel.next->prev = &sentinel;
+        sentinel.prev->next = &sentinel;
+    }
+    u.reset();  // io_uring_queue_exit: the kernel drops the requests
+    if (!any) return;
+    while (sentinel.next != &sentinel) {
+        UringOp* op = sentinel.next;
+        sentinel.next = op->next;
+        op->next->prev = &sentinel;
+        op->prev = op->next = nullptr;
+        --uring_live_;
+        try {
+            op->complete(op, -ECANCELED, 0, true);
+        } catch (...) {
+        }
+    }
+}
+
+}  // namespace asyncio

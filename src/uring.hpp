@@ -1,0 +1,68 @@
+// The loop's io_uring (private to src/): completion-based receives for the
+// socket transports, so that a busy server makes one io_uring_enter per loop
+// iteration instead of a recv() per connection and an epoll_wait().
+//
+// - One ring per loop, created on the first transport that reads (never for a
+//   loop without sockets), unless ASYNCIO_URING=0 or the kernel refuses
+//   (io_uring disabled, seccomp, no multishot receive): then the transports
+//   read through epoll as before.
+// - Receives are multishot (IORING_OP_RECV with IORING_RECV_MULTISHOT) into a
+//   ring of provided buffers the kernel picks from; each completion's data is
+//   handed to the transport and its buffer given back at once.
+// - The loop keeps waiting on epoll for everything else (listening sockets,
+//   add_reader, the wake-up eventfd, signals): a multishot poll on the epoll
+//   descriptor, in the ring, reports when epoll has events.
+// - An armed receive is a UringOp linked into `live`; it stays valid until
+//   its final completion (one without IORING_CQE_F_MORE) has been run.
+//   Closing the loop exits the ring and gives every op still live a final
+//   -ECANCELED completion, so owners can drop what they keep for the kernel.
+#pragma once
+
+#include <liburing.h>
+
+#include <cstddef>
+#include <memory>
+
+#include "asyncio/detail/loop.hpp"
+
+namespace asyncio::detail {
+
+struct Uring {
+    // user_data values that are not ops (ops are pointers, never this small).
+    static constexpr std::uint64_t kEpollTag = 1;   // the poll on the epoll fd
+    static constexpr std::uint64_t kIgnoreTag = 2;  // cancel requests
+    static constexpr unsigned kEntries = 256;
+    static constexpr unsigned kBufCount = 256;      // a power of two
+    static constexpr unsigned kBufSize = 16 * 1024;
+    static constexpr int kGroup = 0;
+
+    /// A ring with its buffers registered and the epoll fd polled, or nullptr
+    /// when io_uring cannot be used here (the reason is not an error).
+    static std::unique_ptr<Uring> create(int epfd);
+    ~Uring();
+    Uring(const Uring&) = delete;
+    Uring& operator=(const Uring&) = delete;
+
+    /// A free submission entry (submits the queue first when it is full).
+    io_uring_sqe* sqe();
+    void arm_epoll_poll();
+    void give_back(unsigned bid) noexcept {
+        io_uring_buf_ring_add(br, bufs + static_cast<std::size_t>(bid) * kBufSize, kBufSize,
+                              static_cast<unsigned short>(bid), io_uring_buf_ring_mask(kBufCount), 0);
+        io_uring_buf_ring_advance(br, 1);
+    }
+    char* buffer(unsigned bid) const noexcept { return bufs + static_cast<std::size_t>(bid) * kBufSize; }
+
+    io_uring ring{};
+    io_uring_buf_ring* br = nullptr;
+    char* bufs = nullptr;
+    int epfd = -1;
+    bool epoll_armed = false;  // the multishot poll on epfd is in place
+    UringOp live{};            // sentinel of the armed ops
+
+private:
+    Uring() = default;
+    bool ring_ok = false;
+};
+
+}  // namespace asyncio::detail
