@@ -58,6 +58,9 @@ run "C epoll" "$OUT/c_epoll_server"
 run "C io_uring" "$OUT/c_uring_server"
 run "asyncio++ protocol" "$OUT/echo_server" protocol
 run "asyncio++ streams" "$OUT/echo_server" streams
+# The same servers with the loop on epoll alone (no io_uring receives).
+ASYNCIO_URING=0 run "asyncio++ prot. epoll" "$OUT/echo_server" protocol
+ASYNCIO_URING=0 run "asyncio++ str. epoll" "$OUT/echo_server" streams
 run "python protocol" $PY "$ROOT/bench/echo/py_echo.py" protocol
 run "python streams" $PY "$ROOT/bench/echo/py_echo.py" streams
 if $PY -c "import uvloop" 2>/dev/null; then
