@@ -236,6 +236,19 @@ TEST(StreamsLazyRead, CancelledWhileWaitingLosesNothingAndFreesTheReader) {
     });
 }
 
+TEST(StreamsLazyRead, TheAwaitableAloneKeepsTheReaderAlive) {
+    run_test([]() -> Coro<> {
+        auto make = [] {
+            StreamReader only;  // the last handle goes with this scope
+            only.feed_data("abc");
+            return only.read(2);
+        };
+        EXPECT_EQ(co_await make(), "ab");  // the awaiter borrows the reader its awaitable owns
+        auto pending = make();
+        EXPECT_EQ(co_await std::move(pending), "ab");
+    });
+}
+
 TEST(StreamsLazyRead, SecondWaiterRaisesRuntimeError) {
     run_test([]() -> Coro<> {
         StreamReader reader;

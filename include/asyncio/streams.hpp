@@ -2,8 +2,10 @@
 // start_server and their Unix-socket twins.
 #pragma once
 
+#include <algorithm>
 #include <any>
 #include <cstddef>
+#include <exception>
 #include <functional>
 #include <initializer_list>
 #include <memory>
@@ -24,9 +26,76 @@ namespace asyncio {
 inline constexpr std::size_t kDefaultLimit = 64 * 1024;
 
 namespace detail {
-struct ReaderState;
-struct WriterState;
+struct DataWaitBase;
 struct StreamProtocol;
+
+/// A reader's state (loop thread only): the buffer [head, tail) in one
+/// malloc'd block the transport receives into directly, EOF, the error, and
+/// at most one waiting task. Here so the hot paths of read() inline.
+struct ReaderState {
+    EventLoop* loop;
+    std::size_t limit;
+    char* buf = nullptr;
+    std::size_t cap = 0, head = 0, tail = 0;
+    bool eof = false;
+    bool paused = false;
+    std::exception_ptr exc;
+    Transport* transport = nullptr;
+    DataWaitBase* waiter = nullptr;
+
+    ReaderState(EventLoop* l, std::size_t lim);
+    ~ReaderState();
+    ReaderState(const ReaderState&) = delete;
+    ReaderState& operator=(const ReaderState&) = delete;
+
+    std::size_t size() const noexcept { return tail - head; }
+    std::string_view view() const noexcept { return {buf + head, tail - head}; }
+    std::string take(std::size_t n) {
+        std::string out(buf + head, n);
+        consume(n);
+        return out;
+    }
+    void consume(std::size_t n) noexcept {
+        head += n;
+        if (head == tail) head = tail = 0;
+    }
+    void clear() noexcept { head = tail = 0; }
+    /// read(n)'s result: up to n buffered bytes, taken (one return object, so no copy of it).
+    std::string read_up_to(std::size_t n) {
+        std::size_t k = std::min(n, size());
+        std::string out(buf + head, k);
+        consume(k);
+        maybe_resume_transport();
+        return out;
+    }
+    /// Free space at the tail of at least `want` bytes.
+    void reserve(std::size_t want) {
+        if (cap - tail < want) grow(want);
+    }
+    void grow(std::size_t want);
+    void wakeup();  // the waiting task, if any
+    void data_added() {
+        wakeup();
+        if (transport && !paused && size() > 2 * limit) pause_transport();
+    }
+    void pause_transport();
+    /// Resume a paused transport once the buffer is down to the limit (Python).
+    void maybe_resume_transport() {
+        if (paused && size() <= limit) resume_transport();
+    }
+    void resume_transport();
+    void feed_eof() {
+        eof = true;
+        wakeup();
+    }
+    void set_exception(std::exception_ptr e) {
+        exc = std::move(e);
+        wakeup();
+    }
+    void check_exc() const {
+        if (exc) [[unlikely]] std::rethrow_exception(exc);
+    }
+};
 
 /// A task waiting for a reader's data (at most one per reader).
 struct DataWaitBase : Waiter {
@@ -34,30 +103,67 @@ struct DataWaitBase : Waiter {
     TaskBase* t = nullptr;
 };
 
+inline void ReaderState::wakeup() {
+    if (DataWaitBase* w = waiter) {
+        waiter = nullptr;
+        w->t->wake();
+    }
+}
+
+/// The cancellation of a data wait: the registration is withdrawn, the buffer untouched.
+bool on_data_wait_cancel(Waiter* w, TaskBase* task, const std::string* msg);
+
+/// Suspend `task` (at `h`) on reader `s` until data, EOF or an error
+/// (RuntimeError when another task already waits: `fn` names the call).
+void wait_for_data(DataWaitBase* w, ReaderState* s, TaskBase* task, std::coroutine_handle<> h, const char* fn);
+
 Coro<std::string> stream_read(std::shared_ptr<ReaderState> s, std::ptrdiff_t n);
-Coro<> stream_drain(std::shared_ptr<WriterState> w);
 
 /// The awaiter of `co_await reader.read(n)`, in the awaiting task's frame:
 /// buffered data is taken at once; otherwise the task itself waits on the
 /// reader, with no coroutine frame. read() to EOF (n < 0) runs the coroutine.
+/// It borrows the reader from the StreamRead it was made from, which
+/// outlives it (the operand of co_await lives to the end of the expression).
 class ReadAwaiter : public DataWaitBase {
 public:
-    ReadAwaiter(std::shared_ptr<ReaderState> s, std::ptrdiff_t n);
+    ReadAwaiter(const std::shared_ptr<ReaderState>& s, std::ptrdiff_t n) : n_(n) {
+        this->s = s.get();
+        if (n < 0) slow_.adopt(stream_read(s, n).release());  // read to EOF: the coroutine
+    }
     ReadAwaiter(const ReadAwaiter&) = delete;
-    ~ReadAwaiter();
-    bool await_ready();
+    ~ReadAwaiter() {
+        if (s->waiter == this) s->waiter = nullptr;  // destroyed while waiting (its task was)
+    }
+    bool await_ready() {
+        if (slow_) return false;
+        s->check_exc();
+        return n_ == 0 || s->size() != 0 || s->eof;
+    }
     template <class P>
     void await_suspend(std::coroutine_handle<P> h) {
         if (slow_)
             slow_.await_suspend(h);
         else
-            suspend(h.promise().task(), h);
+            wait(h.promise().task(), h);
     }
-    std::string await_resume();
+    std::string await_resume() {
+        if (slow_) [[unlikely]]
+            return slow_.await_resume();
+        if (t) woken();
+        if (n_ == 0) return std::string();
+        return s->read_up_to(static_cast<std::size_t>(n_));
+    }
 
 private:
-    void suspend(TaskBase* task, std::coroutine_handle<> h);
-    std::shared_ptr<ReaderState> keep_;
+    void wait(TaskBase* task, std::coroutine_handle<> h) {
+        if (s->waiter || s->paused) [[unlikely]]
+            return wait_for_data(this, s, task, h, "read");
+        t = task;
+        cancel = &on_data_wait_cancel;
+        s->waiter = this;
+        task->suspend_on(h, this);
+    }
+    void woken();  // after a wait: the pending cancellation, the reader's error
     std::ptrdiff_t n_;
     CoroAwaiter<std::string> slow_;
 };
@@ -70,13 +176,16 @@ class [[nodiscard]] StreamRead {
 public:
     using value_type = std::string;
     StreamRead(std::shared_ptr<ReaderState> s, std::ptrdiff_t n) noexcept : s_(std::move(s)), n_(n) {}
-    StreamRead(StreamRead&&) noexcept = default;
+    StreamRead(StreamRead&& o) noexcept : s_(std::move(o.s_)), n_(o.n_), awaited_(o.awaited_) {}
     StreamRead(const StreamRead&) = delete;
     StreamRead& operator=(const StreamRead&) = delete;
     ~StreamRead() {
-        if (s_) report_never_awaited();
+        if (s_ && !awaited_) report_never_awaited();
     }
-    ReadAwaiter operator co_await() && { return ReadAwaiter(std::move(s_), n_); }
+    ReadAwaiter operator co_await() && {
+        awaited_ = true;
+        return ReadAwaiter(s_, n_);
+    }
     operator Coro<std::string>() && {  // NOLINT(google-explicit-constructor)
         return stream_read(std::move(s_), n_);
     }
@@ -84,15 +193,44 @@ public:
 private:
     std::shared_ptr<ReaderState> s_;
     std::ptrdiff_t n_;
+    bool awaited_ = false;
 };
+
+/// Write flow control, set by the protocol (Python's FlowControlMixin state).
+struct WriteFlow {
+    bool paused_writing = false;
+    bool lost = false;
+};
+
+/// A writer's state: the last StreamWriter handle closes the transport.
+struct WriterState {
+    std::shared_ptr<Transport> transport;
+    std::shared_ptr<StreamProtocol> protocol;
+    std::shared_ptr<ReaderState> reader;
+    WriteFlow* flow;  // the protocol's
+    WriterState(std::shared_ptr<Transport> t, std::shared_ptr<StreamProtocol> p, std::shared_ptr<ReaderState> r);
+    ~WriterState();
+    WriterState(const WriterState&) = delete;
+    WriterState& operator=(const WriterState&) = delete;
+};
+
+Coro<> stream_drain(std::shared_ptr<WriterState> w);
 
 /// The awaiter of `co_await writer.drain()`: when there is nothing to wait
 /// for (the common case) it completes without suspending and with no
-/// coroutine frame; otherwise it runs the drain coroutine.
+/// coroutine frame; otherwise it runs the drain coroutine. Borrows the
+/// writer from its StreamDrain, as ReadAwaiter does.
 class DrainAwaiter {
 public:
-    explicit DrainAwaiter(std::shared_ptr<WriterState> w) noexcept : w_(std::move(w)) {}
-    bool await_ready();
+    explicit DrainAwaiter(const std::shared_ptr<WriterState>& w) noexcept : w_(&w) {}
+    bool await_ready() {
+        // Python's drain() up to _drain_helper's wait: nothing to wait for
+        // when there is no error, no close and no pause.
+        const WriterState& w = **w_;
+        if (!w.reader->exc && !w.flow->lost && !w.flow->paused_writing && !w.transport->is_closing()) [[likely]]
+            return true;
+        return ready_slow();
+    }
     template <class P>
     void await_suspend(std::coroutine_handle<P> h) noexcept {
         slow_.await_suspend(h);
@@ -102,7 +240,8 @@ public:
     }
 
 private:
-    std::shared_ptr<WriterState> w_;
+    bool ready_slow();
+    const std::shared_ptr<WriterState>* w_;
     CoroAwaiter<void> slow_;
 };
 
@@ -112,17 +251,21 @@ class [[nodiscard]] StreamDrain {
 public:
     using value_type = void;
     explicit StreamDrain(std::shared_ptr<WriterState> w) noexcept : w_(std::move(w)) {}
-    StreamDrain(StreamDrain&&) noexcept = default;
+    StreamDrain(StreamDrain&& o) noexcept : w_(std::move(o.w_)), awaited_(o.awaited_) {}
     StreamDrain(const StreamDrain&) = delete;
     StreamDrain& operator=(const StreamDrain&) = delete;
     ~StreamDrain() {
-        if (w_) report_never_awaited();
+        if (w_ && !awaited_) report_never_awaited();
     }
-    DrainAwaiter operator co_await() && { return DrainAwaiter(std::move(w_)); }
+    DrainAwaiter operator co_await() && {
+        awaited_ = true;
+        return DrainAwaiter(w_);
+    }
     operator Coro<>() && { return stream_drain(std::move(w_)); }  // NOLINT(google-explicit-constructor)
 
 private:
     std::shared_ptr<WriterState> w_;
+    bool awaited_ = false;
 };
 }  // namespace detail
 
@@ -196,8 +339,8 @@ public:
     /// Write data without blocking (buffered past what the socket takes);
     /// follow with drain(). After close() the data is dropped, as Python does.
     /// Raises: RuntimeError after write_eof().
-    void write(std::string_view data);
-    void write(std::span<const std::byte> data);
+    void write(std::string_view data) { s_->transport->write(data); }
+    void write(std::span<const std::byte> data) { s_->transport->write(data); }
     template <class Range>
     void writelines(const Range& pieces) {
         for (const auto& p : pieces) write(std::string_view(p));
