@@ -108,13 +108,13 @@ struct DataWait : DataWaitBase {
 };
 
 struct StreamProtocol final : BufferedProtocol, WriteFlow, std::enable_shared_from_this<StreamProtocol> {
-    std::shared_ptr<ReaderState> reader;
+    ReaderRef reader;
     std::shared_ptr<ClientConnectedCallback> cb;
     Transport* transport = nullptr;
     std::vector<Future<>> drain_waiters;
     Future<> closed;
 
-    StreamProtocol(std::shared_ptr<ReaderState> r, std::shared_ptr<ClientConnectedCallback> c)
+    StreamProtocol(ReaderRef r, std::shared_ptr<ClientConnectedCallback> c)
         : reader(std::move(r)), cb(std::move(c)), closed(*reader->loop) {}
 
     void connection_made(Transport* t) override;
@@ -166,7 +166,7 @@ struct StreamProtocol final : BufferedProtocol, WriteFlow, std::enable_shared_fr
 };
 
 WriterState::WriterState(std::shared_ptr<Transport> t, std::shared_ptr<StreamProtocol> p,
-                         std::shared_ptr<ReaderState> r)
+                         ReaderRef r)
     : transport(std::move(t)), protocol(std::move(p)), reader(std::move(r)), flow(protocol.get()) {}
 
 WriterState::~WriterState() {
@@ -180,7 +180,7 @@ void StreamProtocol::connection_made(Transport* t) {
     transport = t;
     reader->transport = t;
     if (!cb) return;
-    auto ws = std::make_shared<WriterState>(t->shared_from_this(), shared_from_this(), reader);
+    auto ws = make_loop_ref<WriterState>(t->shared_from_this(), shared_from_this(), reader);
     Coro<> coro = (*cb)(StreamReader(reader), StreamWriter(std::move(ws)));
     Task<> task = reader->loop->create_task(std::move(coro));
     std::shared_ptr<Transport> keep = t->shared_from_this();
@@ -200,7 +200,7 @@ void StreamProtocol::connection_made(Transport* t) {
     });
 }
 
-Coro<std::string> stream_read(std::shared_ptr<ReaderState> s, std::ptrdiff_t n) {
+Coro<std::string> stream_read(ReaderRef s, std::ptrdiff_t n) {
     if (n >= 0) {  // read(n): what the frameless awaiter does, in this frame
         ReadAwaiter aw(s, n);  // s, in this frame, outlives it
         co_return co_await aw;
@@ -233,14 +233,9 @@ bool drain_unpaused(const StreamProtocol& p) {
 
 // ---- the frameless read() and drain() ----------------------------------------------
 
-void ReadAwaiter::woken() {
-    t->check_cancel();
-    s->check_exc();
-}
-
 bool DrainAwaiter::ready_slow() {
     // Python's drain() up to _drain_helper's wait, in its order.
-    const std::shared_ptr<WriterState>& w = *w_;
+    const WriterRef& w = *w_;
     w->reader->check_exc();
     if (!w->transport->is_closing() && drain_unpaused(*w->protocol)) return true;
     slow_.adopt(stream_drain(w).release());
@@ -251,7 +246,7 @@ namespace {
 
 // CPython 3.13's readuntil: the match ending first wins; nothing is consumed
 // before the whole chunk can be returned.
-Coro<std::string> stream_readuntil(std::shared_ptr<ReaderState> s, std::vector<std::string> seps) {
+Coro<std::string> stream_readuntil(ReaderRef s, std::vector<std::string> seps) {
     if (seps.empty()) throw ValueError("Separator should contain at least one element");
     std::size_t min_len = SIZE_MAX, max_len = 0;
     for (const auto& sep : seps) {
@@ -296,7 +291,7 @@ Coro<std::string> stream_readuntil(std::shared_ptr<ReaderState> s, std::vector<s
     co_return out;
 }
 
-Coro<std::string> stream_readline(std::shared_ptr<ReaderState> s) {
+Coro<std::string> stream_readline(ReaderRef s) {
     std::string line;
     std::optional<std::size_t> overrun;
     std::string msg;
@@ -322,7 +317,7 @@ Coro<std::string> stream_readline(std::shared_ptr<ReaderState> s) {
     co_return line;
 }
 
-Coro<std::string> stream_readexactly(std::shared_ptr<ReaderState> s, std::size_t n) {
+Coro<std::string> stream_readexactly(ReaderRef s, std::size_t n) {
     s->check_exc();
     if (n == 0) co_return std::string();
     while (s->size() < n) {
@@ -342,7 +337,7 @@ Coro<std::string> stream_readexactly(std::shared_ptr<ReaderState> s, std::size_t
 
 }  // namespace
 
-Coro<> stream_drain(std::shared_ptr<WriterState> w) {
+Coro<> stream_drain(WriterRef w) {
     w->reader->check_exc();
     if (w->transport->is_closing()) co_await sleep(0);  // let connection_lost run (Python)
     if (drain_unpaused(*w->protocol)) co_return;
@@ -353,21 +348,21 @@ Coro<> stream_drain(std::shared_ptr<WriterState> w) {
 
 namespace {
 
-Coro<> stream_wait_closed(std::shared_ptr<WriterState> w) {
+Coro<> stream_wait_closed(WriterRef w) {
     Future<> f = w->protocol->closed;
     co_await f;
 }
 
 std::shared_ptr<StreamProtocol> new_stream_protocol(EventLoop& loop, std::size_t limit,
                                                     std::shared_ptr<ClientConnectedCallback> cb) {
-    auto r = std::make_shared<ReaderState>(&loop, limit);
+    auto r = make_loop_ref<ReaderState>(&loop, limit);
     return std::make_shared<StreamProtocol>(std::move(r), std::move(cb));
 }
 
 Coro<std::pair<StreamReader, StreamWriter>> finish_open(Coro<std::shared_ptr<Transport>> c,
                                                         std::shared_ptr<StreamProtocol> p) {
     std::shared_ptr<Transport> t = co_await std::move(c);
-    auto ws = std::make_shared<WriterState>(std::move(t), p, p->reader);
+    auto ws = make_loop_ref<WriterState>(std::move(t), p, p->reader);
     co_return std::pair<StreamReader, StreamWriter>(StreamReader(p->reader), StreamWriter(std::move(ws)));
 }
 
@@ -389,7 +384,7 @@ StreamReader stream_reader_of(const std::shared_ptr<BufferedProtocol>& protocol)
 StreamWriter stream_writer_of(std::shared_ptr<Transport> transport, const std::shared_ptr<BufferedProtocol>& protocol) {
     auto p = std::static_pointer_cast<StreamProtocol>(protocol);
     auto r = p->reader;
-    return StreamWriter(std::make_shared<WriterState>(std::move(transport), std::move(p), std::move(r)));
+    return StreamWriter(make_loop_ref<WriterState>(std::move(transport), std::move(p), std::move(r)));
 }
 
 }  // namespace detail
@@ -397,7 +392,7 @@ StreamWriter stream_writer_of(std::shared_ptr<Transport> transport, const std::s
 // ---- StreamReader -------------------------------------------------------------------
 
 StreamReader::StreamReader(std::size_t limit)
-    : s_(std::make_shared<detail::ReaderState>(&detail::running_loop(), limit)) {}
+    : s_(detail::make_loop_ref<detail::ReaderState>(&detail::running_loop(), limit)) {}
 
 Coro<std::string> StreamReader::readline() { return detail::stream_readline(s_); }
 Coro<std::string> StreamReader::readexactly(std::size_t n) { return detail::stream_readexactly(s_, n); }

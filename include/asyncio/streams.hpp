@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <any>
 #include <cstddef>
+#include <cstdint>
 #include <exception>
 #include <functional>
 #include <initializer_list>
@@ -29,10 +30,47 @@ namespace detail {
 struct DataWaitBase;
 struct StreamProtocol;
 
+/// An owning handle to a loop-thread object with a plain (non-atomic)
+/// count in its `refs` member, as Task handles: stream handles are copied
+/// and dropped on their loop's thread, and every read(n) and drain() copies one.
+template <class T>
+class LoopRef {
+public:
+    LoopRef() noexcept = default;
+    explicit LoopRef(T* p) noexcept : p_(p) { ++p_->refs; }
+    LoopRef(const LoopRef& o) noexcept : p_(o.p_) {
+        if (p_) ++p_->refs;
+    }
+    LoopRef(LoopRef&& o) noexcept : p_(std::exchange(o.p_, nullptr)) {}
+    LoopRef& operator=(LoopRef o) noexcept {
+        std::swap(p_, o.p_);
+        return *this;
+    }
+    ~LoopRef() {
+        if (p_ && --p_->refs == 0) delete p_;
+    }
+    T* get() const noexcept { return p_; }
+    T* operator->() const noexcept { return p_; }
+    T& operator*() const noexcept { return *p_; }
+    explicit operator bool() const noexcept { return p_ != nullptr; }
+
+private:
+    T* p_ = nullptr;
+};
+template <class T, class... A>
+LoopRef<T> make_loop_ref(A&&... a) {
+    return LoopRef<T>(new T(std::forward<A>(a)...));
+}
+struct ReaderState;
+struct WriterState;
+using ReaderRef = LoopRef<ReaderState>;
+using WriterRef = LoopRef<WriterState>;
+
 /// A reader's state (loop thread only): the buffer [head, tail) in one
 /// malloc'd block the transport receives into directly, EOF, the error, and
 /// at most one waiting task. Here so the hot paths of read() inline.
 struct ReaderState {
+    std::uint32_t refs = 0;  // the ReaderRef handles
     EventLoop* loop;
     std::size_t limit;
     char* buf = nullptr;
@@ -117,7 +155,7 @@ bool on_data_wait_cancel(Waiter* w, TaskBase* task, const std::string* msg);
 /// (RuntimeError when another task already waits: `fn` names the call).
 void wait_for_data(DataWaitBase* w, ReaderState* s, TaskBase* task, std::coroutine_handle<> h, const char* fn);
 
-Coro<std::string> stream_read(std::shared_ptr<ReaderState> s, std::ptrdiff_t n);
+Coro<std::string> stream_read(ReaderRef s, std::ptrdiff_t n);
 
 /// The awaiter of `co_await reader.read(n)`, in the awaiting task's frame:
 /// buffered data is taken at once; otherwise the task itself waits on the
@@ -126,7 +164,7 @@ Coro<std::string> stream_read(std::shared_ptr<ReaderState> s, std::ptrdiff_t n);
 /// outlives it (the operand of co_await lives to the end of the expression).
 class ReadAwaiter : public DataWaitBase {
 public:
-    ReadAwaiter(const std::shared_ptr<ReaderState>& s, std::ptrdiff_t n) : n_(n) {
+    ReadAwaiter(const ReaderRef& s, std::ptrdiff_t n) : n_(n) {
         this->s = s.get();
         if (n < 0) slow_.adopt(stream_read(s, n).release());  // read to EOF: the coroutine
     }
@@ -146,10 +184,13 @@ public:
         else
             wait(h.promise().task(), h);
     }
-    std::string await_resume() {
+    [[gnu::always_inline]] std::string await_resume() {
         if (slow_) [[unlikely]]
             return slow_.await_resume();
-        if (t) woken();
+        if (t) {  // woken: a pending cancellation, then the reader's error
+            t->check_cancel();
+            s->check_exc();
+        }
         if (n_ == 0) return std::string();
         return s->read_up_to(static_cast<std::size_t>(n_));
     }
@@ -163,7 +204,6 @@ private:
         s->waiter = this;
         task->suspend_on(h, this);
     }
-    void woken();  // after a wait: the pending cancellation, the reader's error
     std::ptrdiff_t n_;
     CoroAwaiter<std::string> slow_;
 };
@@ -175,7 +215,7 @@ private:
 class [[nodiscard]] StreamRead {
 public:
     using value_type = std::string;
-    StreamRead(std::shared_ptr<ReaderState> s, std::ptrdiff_t n) noexcept : s_(std::move(s)), n_(n) {}
+    StreamRead(ReaderRef s, std::ptrdiff_t n) noexcept : s_(std::move(s)), n_(n) {}
     StreamRead(StreamRead&& o) noexcept : s_(std::move(o.s_)), n_(o.n_), awaited_(o.awaited_) {}
     StreamRead(const StreamRead&) = delete;
     StreamRead& operator=(const StreamRead&) = delete;
@@ -191,7 +231,7 @@ public:
     }
 
 private:
-    std::shared_ptr<ReaderState> s_;
+    ReaderRef s_;
     std::ptrdiff_t n_;
     bool awaited_ = false;
 };
@@ -206,15 +246,16 @@ struct WriteFlow {
 struct WriterState {
     std::shared_ptr<Transport> transport;
     std::shared_ptr<StreamProtocol> protocol;
-    std::shared_ptr<ReaderState> reader;
+    ReaderRef reader;
     WriteFlow* flow;  // the protocol's
-    WriterState(std::shared_ptr<Transport> t, std::shared_ptr<StreamProtocol> p, std::shared_ptr<ReaderState> r);
+    std::uint32_t refs = 0;  // the WriterRef handles
+    WriterState(std::shared_ptr<Transport> t, std::shared_ptr<StreamProtocol> p, ReaderRef r);
     ~WriterState();
     WriterState(const WriterState&) = delete;
     WriterState& operator=(const WriterState&) = delete;
 };
 
-Coro<> stream_drain(std::shared_ptr<WriterState> w);
+Coro<> stream_drain(WriterRef w);
 
 /// The awaiter of `co_await writer.drain()`: when there is nothing to wait
 /// for (the common case) it completes without suspending and with no
@@ -222,7 +263,7 @@ Coro<> stream_drain(std::shared_ptr<WriterState> w);
 /// writer from its StreamDrain, as ReadAwaiter does.
 class DrainAwaiter {
 public:
-    explicit DrainAwaiter(const std::shared_ptr<WriterState>& w) noexcept : w_(&w) {}
+    explicit DrainAwaiter(const WriterRef& w) noexcept : w_(&w) {}
     bool await_ready() {
         // Python's drain() up to _drain_helper's wait: nothing to wait for
         // when there is no error, no close and no pause.
@@ -241,7 +282,7 @@ public:
 
 private:
     bool ready_slow();
-    const std::shared_ptr<WriterState>* w_;
+    const WriterRef* w_;
     CoroAwaiter<void> slow_;
 };
 
@@ -250,7 +291,7 @@ private:
 class [[nodiscard]] StreamDrain {
 public:
     using value_type = void;
-    explicit StreamDrain(std::shared_ptr<WriterState> w) noexcept : w_(std::move(w)) {}
+    explicit StreamDrain(WriterRef w) noexcept : w_(std::move(w)) {}
     StreamDrain(StreamDrain&& o) noexcept : w_(std::move(o.w_)), awaited_(o.awaited_) {}
     StreamDrain(const StreamDrain&) = delete;
     StreamDrain& operator=(const StreamDrain&) = delete;
@@ -264,14 +305,15 @@ public:
     operator Coro<>() && { return stream_drain(std::move(w_)); }  // NOLINT(google-explicit-constructor)
 
 private:
-    std::shared_ptr<WriterState> w_;
+    WriterRef w_;
     bool awaited_ = false;
 };
 }  // namespace detail
 
 /// Python's asyncio.StreamReader: buffered reading from a connection.
 ///
-/// A copyable handle: copies share one buffer. Only one task may wait for
+/// A copyable handle: copies share one buffer (copy and drop them on the
+/// loop's thread only, as Task handles). Only one task may wait for
 /// data at a time (RuntimeError otherwise, as in Python). Every read is
 /// cancel-safe: bytes are taken from the buffer only once the whole read can
 /// complete, so a cancelled read loses nothing.
@@ -323,15 +365,16 @@ public:
     void set_exception(std::exception_ptr exc);
 
     // internal
-    explicit StreamReader(std::shared_ptr<detail::ReaderState> s) : s_(std::move(s)) {}
+    explicit StreamReader(detail::ReaderRef s) : s_(std::move(s)) {}
 
 private:
-    std::shared_ptr<detail::ReaderState> s_;
+    detail::ReaderRef s_;
 };
 
 /// Python's asyncio.StreamWriter: writing to a connection, with flow control.
 ///
-/// A copyable handle: copies share one connection. When the last handle is
+/// A copyable handle: copies share one connection (copy and drop them on the
+/// loop's thread only). When the last handle is
 /// dropped the transport is closed (Python 3.12 closes it in __del__ too,
 /// with a ResourceWarning).
 class StreamWriter {
@@ -370,10 +413,10 @@ public:
     Transport& transport() const;
 
     // internal
-    explicit StreamWriter(std::shared_ptr<detail::WriterState> s) : s_(std::move(s)) {}
+    explicit StreamWriter(detail::WriterRef s) : s_(std::move(s)) {}
 
 private:
-    std::shared_ptr<detail::WriterState> s_;
+    detail::WriterRef s_;
 };
 
 /// The client_connected_cb of start_server(): called as cb(reader, writer) in a new task.
