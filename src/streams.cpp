@@ -1,7 +1,8 @@
 // Streams over transports: Python's StreamReader, StreamReaderProtocol
 // (with FlowControlMixin) and StreamWriter.
 //
-// States (loop thread only):
+// States (loop thread only; ReaderState and WriterState are declared in the
+// header so that read(n) and drain() inline their common paths):
 // - ReaderState is the reader's buffer [head, tail) in one malloc'd block the
 //   transport receives into directly (the protocol is a BufferedProtocol), so
 //   a read costs no copy and no allocation until read() builds its result.
@@ -9,8 +10,8 @@
 //   buffer exceeds 2 * limit and resumes when it drops to limit (Python).
 // - StreamProtocol is the transport's protocol: it feeds the reader, tracks
 //   write pausing (drain waiters) and the closed future.
-// - WriterState ties transport, protocol and reader; the last StreamWriter
-//   handle closes the transport.
+// - WriterState ties transport, protocol (and its WriteFlow flags) and
+//   reader; the last StreamWriter handle closes the transport.
 #include "asyncio/streams.hpp"
 
 #include <cstdlib>
@@ -26,83 +27,39 @@ constexpr std::size_t kInitialCap = 16 * 1024;
 constexpr std::size_t kMinRecv = 4 * 1024;
 }  // namespace
 
-struct ReaderState {
-    EventLoop* loop;
-    std::size_t limit;
-    char* buf = nullptr;
-    std::size_t cap = 0, head = 0, tail = 0;
-    bool eof = false;
-    bool paused = false;
-    std::exception_ptr exc;
-    Transport* transport = nullptr;
-    DataWaitBase* waiter = nullptr;
+ReaderState::ReaderState(EventLoop* l, std::size_t lim) : loop(l), limit(lim) {
+    if (lim == 0) throw ValueError("Limit cannot be <= 0");
+}
+ReaderState::~ReaderState() { std::free(buf); }
 
-    ReaderState(EventLoop* l, std::size_t lim) : loop(l), limit(lim) {
-        if (lim == 0) throw ValueError("Limit cannot be <= 0");
+void ReaderState::grow(std::size_t want) {
+    std::size_t used = size();
+    if (head > 0 && used + want <= cap) {
+        std::memmove(buf, buf + head, used);
+    } else {
+        std::size_t ncap = cap ? cap : kInitialCap;
+        while (ncap < used + want) ncap *= 2;
+        char* nb = static_cast<char*>(std::malloc(ncap));
+        if (!nb) throw std::bad_alloc();
+        if (used) std::memcpy(nb, buf + head, used);
+        std::free(buf);
+        buf = nb;
+        cap = ncap;
     }
-    ~ReaderState() { std::free(buf); }
-    ReaderState(const ReaderState&) = delete;
+    head = 0;
+    tail = used;
+}
 
-    std::size_t size() const noexcept { return tail - head; }
-    std::string_view view() const noexcept { return {buf + head, tail - head}; }
-    std::string take(std::size_t n) {
-        std::string out(buf + head, n);
-        consume(n);
-        return out;
-    }
-    void consume(std::size_t n) noexcept {
-        head += n;
-        if (head == tail) head = tail = 0;
-    }
-    void clear() noexcept { head = tail = 0; }
-    // Free space at the tail of at least `want` bytes.
-    void reserve(std::size_t want) {
-        if (cap - tail >= want) return;
-        std::size_t used = size();
-        if (head > 0 && used + want <= cap) {
-            std::memmove(buf, buf + head, used);
-        } else {
-            std::size_t ncap = cap ? cap : kInitialCap;
-            while (ncap < used + want) ncap *= 2;
-            char* nb = static_cast<char*>(std::malloc(ncap));
-            if (!nb) throw std::bad_alloc();
-            if (used) std::memcpy(nb, buf + head, used);
-            std::free(buf);
-            buf = nb;
-            cap = ncap;
-        }
-        head = 0;
-        tail = used;
-    }
-    void wakeup();
-    void data_added() {
-        wakeup();
-        if (transport && !paused && size() > 2 * limit) {
-            transport->pause_reading();
-            paused = true;
-        }
-    }
-    void maybe_resume_transport() {
-        if (paused && size() <= limit) {
-            paused = false;
-            if (transport) transport->resume_reading();
-        }
-    }
-    void feed_eof() {
-        eof = true;
-        wakeup();
-    }
-    void set_exception(std::exception_ptr e) {
-        exc = std::move(e);
-        wakeup();
-    }
-    void check_exc() const {
-        if (exc) std::rethrow_exception(exc);
-    }
-};
+void ReaderState::pause_transport() {
+    transport->pause_reading();
+    paused = true;
+}
 
-namespace {
-// Cancellation of a data wait: the registration is withdrawn; the buffer is untouched.
+void ReaderState::resume_transport() {
+    paused = false;
+    if (transport) transport->resume_reading();
+}
+
 bool on_data_wait_cancel(Waiter* w, TaskBase* task, const std::string* msg) {
     auto* self = static_cast<DataWaitBase*>(w);
     if (self->s->waiter != self) return false;
@@ -111,25 +68,24 @@ bool on_data_wait_cancel(Waiter* w, TaskBase* task, const std::string* msg) {
     return true;
 }
 
+namespace {
 [[noreturn]] void throw_already_waiting(const char* fn) {
     throw RuntimeError(std::string(fn) + "() called while another coroutine is already waiting for incoming data");
 }
+
+}  // namespace
 
 // Park `task` (resuming at h) until the reader gets data, EOF or an error
 // (Python's _wait_for_data). Nothing may throw after suspend_on().
 void wait_for_data(DataWaitBase* w, ReaderState* s, TaskBase* task, std::coroutine_handle<> h, const char* fn) {
     if (s->waiter) throw_already_waiting(fn);
-    if (s->paused) {
-        s->paused = false;
-        if (s->transport) s->transport->resume_reading();
-    }
+    if (s->paused) s->resume_transport();
     w->s = s;
     w->t = task;
     w->cancel = &on_data_wait_cancel;
     s->waiter = w;
     task->suspend_on(h, w);
 }
-}  // namespace
 
 // co_await DataWait: suspend until the reader gets data, EOF or an error
 // (the coroutine forms of readuntil() and readexactly()).
@@ -151,23 +107,14 @@ struct DataWait : DataWaitBase {
     void await_resume() { t->check_cancel(); }
 };
 
-void ReaderState::wakeup() {
-    if (DataWaitBase* w = waiter) {
-        waiter = nullptr;
-        w->t->wake();
-    }
-}
-
-struct StreamProtocol final : BufferedProtocol, std::enable_shared_from_this<StreamProtocol> {
-    std::shared_ptr<ReaderState> reader;
+struct StreamProtocol final : BufferedProtocol, WriteFlow, std::enable_shared_from_this<StreamProtocol> {
+    ReaderRef reader;
     std::shared_ptr<ClientConnectedCallback> cb;
     Transport* transport = nullptr;
     std::vector<Future<>> drain_waiters;
     Future<> closed;
-    bool paused_writing = false;
-    bool lost = false;
 
-    StreamProtocol(std::shared_ptr<ReaderState> r, std::shared_ptr<ClientConnectedCallback> c)
+    StreamProtocol(ReaderRef r, std::shared_ptr<ClientConnectedCallback> c)
         : reader(std::move(r)), cb(std::move(c)), closed(*reader->loop) {}
 
     void connection_made(Transport* t) override;
@@ -218,25 +165,22 @@ struct StreamProtocol final : BufferedProtocol, std::enable_shared_from_this<Str
     }
 };
 
-struct WriterState {
-    std::shared_ptr<Transport> transport;
-    std::shared_ptr<StreamProtocol> protocol;
-    std::shared_ptr<ReaderState> reader;
-    WriterState(std::shared_ptr<Transport> t, std::shared_ptr<StreamProtocol> p, std::shared_ptr<ReaderState> r)
-        : transport(std::move(t)), protocol(std::move(p)), reader(std::move(r)) {}
-    ~WriterState() {
-        try {
-            if (!transport->is_closing()) transport->close();
-        } catch (...) {
-        }
+WriterState::WriterState(std::shared_ptr<Transport> t, std::shared_ptr<StreamProtocol> p,
+                         ReaderRef r)
+    : transport(std::move(t)), protocol(std::move(p)), reader(std::move(r)), flow(protocol.get()) {}
+
+WriterState::~WriterState() {
+    try {
+        if (!transport->is_closing()) transport->close();
+    } catch (...) {
     }
-};
+}
 
 void StreamProtocol::connection_made(Transport* t) {
     transport = t;
     reader->transport = t;
     if (!cb) return;
-    auto ws = std::make_shared<WriterState>(t->shared_from_this(), shared_from_this(), reader);
+    auto ws = make_loop_ref<WriterState>(t->shared_from_this(), shared_from_this(), reader);
     Coro<> coro = (*cb)(StreamReader(reader), StreamWriter(std::move(ws)));
     Task<> task = reader->loop->create_task(std::move(coro));
     std::shared_ptr<Transport> keep = t->shared_from_this();
@@ -256,9 +200,9 @@ void StreamProtocol::connection_made(Transport* t) {
     });
 }
 
-Coro<std::string> stream_read(std::shared_ptr<ReaderState> s, std::ptrdiff_t n) {
+Coro<std::string> stream_read(ReaderRef s, std::ptrdiff_t n) {
     if (n >= 0) {  // read(n): what the frameless awaiter does, in this frame
-        ReadAwaiter aw(std::move(s), n);
+        ReadAwaiter aw(s, n);  // s, in this frame, outlives it
         co_return co_await aw;
     }
     s->check_exc();
@@ -289,41 +233,12 @@ bool drain_unpaused(const StreamProtocol& p) {
 
 // ---- the frameless read() and drain() ----------------------------------------------
 
-ReadAwaiter::ReadAwaiter(std::shared_ptr<ReaderState> s, std::ptrdiff_t n) : keep_(std::move(s)), n_(n) {
-    this->s = keep_.get();
-    if (n < 0) slow_.adopt(stream_read(keep_, n).release());  // read to EOF: the coroutine
-}
-
-ReadAwaiter::~ReadAwaiter() {
-    if (s->waiter == this) s->waiter = nullptr;  // destroyed while waiting (its task was)
-}
-
-bool ReadAwaiter::await_ready() {
-    if (slow_) return false;
-    s->check_exc();
-    return n_ == 0 || s->size() != 0 || s->eof;
-}
-
-void ReadAwaiter::suspend(TaskBase* task, std::coroutine_handle<> h) { wait_for_data(this, s, task, h, "read"); }
-
-std::string ReadAwaiter::await_resume() {
-    if (slow_) return slow_.await_resume();
-    if (t) {  // woken
-        t->check_cancel();
-        s->check_exc();
-    }
-    if (n_ == 0) return std::string();
-    std::size_t k = std::min<std::size_t>(static_cast<std::size_t>(n_), s->size());
-    std::string out = s->take(k);
-    s->maybe_resume_transport();
-    return out;
-}
-
-bool DrainAwaiter::await_ready() {
-    // Python's drain() up to _drain_helper's wait, without a frame.
-    w_->reader->check_exc();
-    if (!w_->transport->is_closing() && drain_unpaused(*w_->protocol)) return true;
-    slow_.adopt(stream_drain(w_).release());
+bool DrainAwaiter::ready_slow() {
+    // Python's drain() up to _drain_helper's wait, in its order.
+    const WriterRef& w = *w_;
+    w->reader->check_exc();
+    if (!w->transport->is_closing() && drain_unpaused(*w->protocol)) return true;
+    slow_.adopt(stream_drain(w).release());
     return false;
 }
 
@@ -331,7 +246,7 @@ namespace {
 
 // CPython 3.13's readuntil: the match ending first wins; nothing is consumed
 // before the whole chunk can be returned.
-Coro<std::string> stream_readuntil(std::shared_ptr<ReaderState> s, std::vector<std::string> seps) {
+Coro<std::string> stream_readuntil(ReaderRef s, std::vector<std::string> seps) {
     if (seps.empty()) throw ValueError("Separator should contain at least one element");
     std::size_t min_len = SIZE_MAX, max_len = 0;
     for (const auto& sep : seps) {
@@ -376,7 +291,7 @@ Coro<std::string> stream_readuntil(std::shared_ptr<ReaderState> s, std::vector<s
     co_return out;
 }
 
-Coro<std::string> stream_readline(std::shared_ptr<ReaderState> s) {
+Coro<std::string> stream_readline(ReaderRef s) {
     std::string line;
     std::optional<std::size_t> overrun;
     std::string msg;
@@ -402,7 +317,7 @@ Coro<std::string> stream_readline(std::shared_ptr<ReaderState> s) {
     co_return line;
 }
 
-Coro<std::string> stream_readexactly(std::shared_ptr<ReaderState> s, std::size_t n) {
+Coro<std::string> stream_readexactly(ReaderRef s, std::size_t n) {
     s->check_exc();
     if (n == 0) co_return std::string();
     while (s->size() < n) {
@@ -422,7 +337,7 @@ Coro<std::string> stream_readexactly(std::shared_ptr<ReaderState> s, std::size_t
 
 }  // namespace
 
-Coro<> stream_drain(std::shared_ptr<WriterState> w) {
+Coro<> stream_drain(WriterRef w) {
     w->reader->check_exc();
     if (w->transport->is_closing()) co_await sleep(0);  // let connection_lost run (Python)
     if (drain_unpaused(*w->protocol)) co_return;
@@ -433,21 +348,21 @@ Coro<> stream_drain(std::shared_ptr<WriterState> w) {
 
 namespace {
 
-Coro<> stream_wait_closed(std::shared_ptr<WriterState> w) {
+Coro<> stream_wait_closed(WriterRef w) {
     Future<> f = w->protocol->closed;
     co_await f;
 }
 
 std::shared_ptr<StreamProtocol> new_stream_protocol(EventLoop& loop, std::size_t limit,
                                                     std::shared_ptr<ClientConnectedCallback> cb) {
-    auto r = std::make_shared<ReaderState>(&loop, limit);
+    auto r = make_loop_ref<ReaderState>(&loop, limit);
     return std::make_shared<StreamProtocol>(std::move(r), std::move(cb));
 }
 
 Coro<std::pair<StreamReader, StreamWriter>> finish_open(Coro<std::shared_ptr<Transport>> c,
                                                         std::shared_ptr<StreamProtocol> p) {
     std::shared_ptr<Transport> t = co_await std::move(c);
-    auto ws = std::make_shared<WriterState>(std::move(t), p, p->reader);
+    auto ws = make_loop_ref<WriterState>(std::move(t), p, p->reader);
     co_return std::pair<StreamReader, StreamWriter>(StreamReader(p->reader), StreamWriter(std::move(ws)));
 }
 
@@ -469,7 +384,7 @@ StreamReader stream_reader_of(const std::shared_ptr<BufferedProtocol>& protocol)
 StreamWriter stream_writer_of(std::shared_ptr<Transport> transport, const std::shared_ptr<BufferedProtocol>& protocol) {
     auto p = std::static_pointer_cast<StreamProtocol>(protocol);
     auto r = p->reader;
-    return StreamWriter(std::make_shared<WriterState>(std::move(transport), std::move(p), std::move(r)));
+    return StreamWriter(make_loop_ref<WriterState>(std::move(transport), std::move(p), std::move(r)));
 }
 
 }  // namespace detail
@@ -477,7 +392,7 @@ StreamWriter stream_writer_of(std::shared_ptr<Transport> transport, const std::s
 // ---- StreamReader -------------------------------------------------------------------
 
 StreamReader::StreamReader(std::size_t limit)
-    : s_(std::make_shared<detail::ReaderState>(&detail::running_loop(), limit)) {}
+    : s_(detail::make_loop_ref<detail::ReaderState>(&detail::running_loop(), limit)) {}
 
 Coro<std::string> StreamReader::readline() { return detail::stream_readline(s_); }
 Coro<std::string> StreamReader::readexactly(std::size_t n) { return detail::stream_readexactly(s_, n); }
@@ -503,8 +418,6 @@ void StreamReader::set_exception(std::exception_ptr exc) { s_->set_exception(std
 
 // ---- StreamWriter -------------------------------------------------------------------
 
-void StreamWriter::write(std::string_view data) { s_->transport->write(data); }
-void StreamWriter::write(std::span<const std::byte> data) { s_->transport->write(data); }
 bool StreamWriter::can_write_eof() const { return s_->transport->can_write_eof(); }
 void StreamWriter::write_eof() { s_->transport->write_eof(); }
 void StreamWriter::close() { s_->transport->close(); }

@@ -236,6 +236,19 @@ TEST(StreamsLazyRead, CancelledWhileWaitingLosesNothingAndFreesTheReader) {
     });
 }
 
+TEST(StreamsLazyRead, TheAwaitableAloneKeepsTheReaderAlive) {
+    run_test([]() -> Coro<> {
+        auto make = [] {
+            StreamReader only;  // the last handle goes with this scope
+            only.feed_data("abc");
+            return only.read(2);
+        };
+        EXPECT_EQ(co_await make(), "ab");  // the awaiter borrows the reader its awaitable owns
+        auto pending = make();
+        EXPECT_EQ(co_await std::move(pending), "ab");
+    });
+}
+
 TEST(StreamsLazyRead, SecondWaiterRaisesRuntimeError) {
     run_test([]() -> Coro<> {
         StreamReader reader;
@@ -329,6 +342,40 @@ TEST(StreamsLazyDrain, ChecksTheConnectionWhenAwaitedNotWhenCalled) {
             ++raised;
         }
         EXPECT_EQ(raised, 2);
+        co_await close_server(server);
+    });
+}
+
+TEST(StreamsLazyDrain, RaisesTheReadersErrorFirst) {
+    run_test([]() -> Coro<> {
+        auto server = co_await asyncio::start_server(echo_chunks, "127.0.0.1", 0);
+        auto [reader, writer] = co_await asyncio::open_connection("127.0.0.1", server.port());
+        reader.set_exception(std::make_exception_ptr(asyncio::ValueError("boom")));
+        std::string msg;
+        try {
+            co_await writer.drain();  // open, not paused: only the reader's error stops it (Python)
+        } catch (const asyncio::ValueError& e) {
+            msg = e.what();
+        }
+        EXPECT_EQ(msg, "boom");
+        writer.close();
+        co_await writer.wait_closed();
+        co_await close_server(server);
+    });
+}
+
+TEST(StreamsLazyDrain, RightAfterCloseLetsTheConnectionGoThenRaises) {
+    run_test([]() -> Coro<> {
+        auto server = co_await asyncio::start_server(echo_chunks, "127.0.0.1", 0);
+        auto [reader, writer] = co_await asyncio::open_connection("127.0.0.1", server.port());
+        writer.close();  // closing, connection_lost not run yet
+        bool raised = false;
+        try {
+            co_await writer.drain();  // sleep(0) lets connection_lost run, then "Connection lost"
+        } catch (const asyncio::ConnectionResetError&) {
+            raised = true;
+        }
+        EXPECT_TRUE(raised);
         co_await close_server(server);
     });
 }

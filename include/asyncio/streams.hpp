@@ -2,8 +2,11 @@
 // start_server and their Unix-socket twins.
 #pragma once
 
+#include <algorithm>
 #include <any>
 #include <cstddef>
+#include <cstdint>
+#include <exception>
 #include <functional>
 #include <initializer_list>
 #include <memory>
@@ -24,9 +27,113 @@ namespace asyncio {
 inline constexpr std::size_t kDefaultLimit = 64 * 1024;
 
 namespace detail {
+struct DataWaitBase;
+struct StreamProtocol;
+
+/// An owning handle to a loop-thread object with a plain (non-atomic)
+/// count in its `refs` member, as Task handles: stream handles are copied
+/// and dropped on their loop's thread, and every read(n) and drain() copies one.
+template <class T>
+class LoopRef {
+public:
+    LoopRef() noexcept = default;
+    explicit LoopRef(T* p) noexcept : p_(p) { ++p_->refs; }
+    LoopRef(const LoopRef& o) noexcept : p_(o.p_) {
+        if (p_) ++p_->refs;
+    }
+    LoopRef(LoopRef&& o) noexcept : p_(std::exchange(o.p_, nullptr)) {}
+    LoopRef& operator=(LoopRef o) noexcept {
+        std::swap(p_, o.p_);
+        return *this;
+    }
+    ~LoopRef() {
+        if (p_ && --p_->refs == 0) delete p_;
+    }
+    T* get() const noexcept { return p_; }
+    T* operator->() const noexcept { return p_; }
+    T& operator*() const noexcept { return *p_; }
+    explicit operator bool() const noexcept { return p_ != nullptr; }
+
+private:
+    T* p_ = nullptr;
+};
+template <class T, class... A>
+LoopRef<T> make_loop_ref(A&&... a) {
+    return LoopRef<T>(new T(std::forward<A>(a)...));
+}
 struct ReaderState;
 struct WriterState;
-struct StreamProtocol;
+using ReaderRef = LoopRef<ReaderState>;
+using WriterRef = LoopRef<WriterState>;
+
+/// A reader's state (loop thread only): the buffer [head, tail) in one
+/// malloc'd block the transport receives into directly, EOF, the error, and
+/// at most one waiting task. Here so the hot paths of read() inline.
+struct ReaderState {
+    std::uint32_t refs = 0;  // the ReaderRef handles
+    EventLoop* loop;
+    std::size_t limit;
+    char* buf = nullptr;
+    std::size_t cap = 0, head = 0, tail = 0;
+    bool eof = false;
+    bool paused = false;
+    std::exception_ptr exc;
+    Transport* transport = nullptr;
+    DataWaitBase* waiter = nullptr;
+
+    ReaderState(EventLoop* l, std::size_t lim);
+    ~ReaderState();
+    ReaderState(const ReaderState&) = delete;
+    ReaderState& operator=(const ReaderState&) = delete;
+
+    std::size_t size() const noexcept { return tail - head; }
+    std::string_view view() const noexcept { return {buf + head, tail - head}; }
+    std::string take(std::size_t n) {
+        std::string out(buf + head, n);
+        consume(n);
+        return out;
+    }
+    void consume(std::size_t n) noexcept {
+        head += n;
+        if (head == tail) head = tail = 0;
+    }
+    void clear() noexcept { head = tail = 0; }
+    /// read(n)'s result: up to n buffered bytes, taken (one return object, so no copy of it).
+    std::string read_up_to(std::size_t n) {
+        std::size_t k = std::min(n, size());
+        std::string out(buf + head, k);
+        consume(k);
+        maybe_resume_transport();
+        return out;
+    }
+    /// Free space at the tail of at least `want` bytes.
+    void reserve(std::size_t want) {
+        if (cap - tail < want) grow(want);
+    }
+    void grow(std::size_t want);
+    void wakeup();  // the waiting task, if any
+    void data_added() {
+        wakeup();
+        if (transport && !paused && size() > 2 * limit) pause_transport();
+    }
+    void pause_transport();
+    /// Resume a paused transport once the buffer is down to the limit (Python).
+    void maybe_resume_transport() {
+        if (paused && size() <= limit) resume_transport();
+    }
+    void resume_transport();
+    void feed_eof() {
+        eof = true;
+        wakeup();
+    }
+    void set_exception(std::exception_ptr e) {
+        exc = std::move(e);
+        wakeup();
+    }
+    void check_exc() const {
+        if (exc) [[unlikely]] std::rethrow_exception(exc);
+    }
+};
 
 /// A task waiting for a reader's data (at most one per reader).
 struct DataWaitBase : Waiter {
@@ -34,30 +141,69 @@ struct DataWaitBase : Waiter {
     TaskBase* t = nullptr;
 };
 
-Coro<std::string> stream_read(std::shared_ptr<ReaderState> s, std::ptrdiff_t n);
-Coro<> stream_drain(std::shared_ptr<WriterState> w);
+inline void ReaderState::wakeup() {
+    if (DataWaitBase* w = waiter) {
+        waiter = nullptr;
+        w->t->wake();
+    }
+}
+
+/// The cancellation of a data wait: the registration is withdrawn, the buffer untouched.
+bool on_data_wait_cancel(Waiter* w, TaskBase* task, const std::string* msg);
+
+/// Suspend `task` (at `h`) on reader `s` until data, EOF or an error
+/// (RuntimeError when another task already waits: `fn` names the call).
+void wait_for_data(DataWaitBase* w, ReaderState* s, TaskBase* task, std::coroutine_handle<> h, const char* fn);
+
+Coro<std::string> stream_read(ReaderRef s, std::ptrdiff_t n);
 
 /// The awaiter of `co_await reader.read(n)`, in the awaiting task's frame:
 /// buffered data is taken at once; otherwise the task itself waits on the
 /// reader, with no coroutine frame. read() to EOF (n < 0) runs the coroutine.
+/// It borrows the reader from the StreamRead it was made from, which
+/// outlives it (the operand of co_await lives to the end of the expression).
 class ReadAwaiter : public DataWaitBase {
 public:
-    ReadAwaiter(std::shared_ptr<ReaderState> s, std::ptrdiff_t n);
+    ReadAwaiter(const ReaderRef& s, std::ptrdiff_t n) : n_(n) {
+        this->s = s.get();
+        if (n < 0) slow_.adopt(stream_read(s, n).release());  // read to EOF: the coroutine
+    }
     ReadAwaiter(const ReadAwaiter&) = delete;
-    ~ReadAwaiter();
-    bool await_ready();
+    ~ReadAwaiter() {
+        if (s->waiter == this) s->waiter = nullptr;  // destroyed while waiting (its task was)
+    }
+    bool await_ready() {
+        if (slow_) return false;
+        s->check_exc();
+        return n_ == 0 || s->size() != 0 || s->eof;
+    }
     template <class P>
     void await_suspend(std::coroutine_handle<P> h) {
         if (slow_)
             slow_.await_suspend(h);
         else
-            suspend(h.promise().task(), h);
+            wait(h.promise().task(), h);
     }
-    std::string await_resume();
+    [[gnu::always_inline]] std::string await_resume() {
+        if (slow_) [[unlikely]]
+            return slow_.await_resume();
+        if (t) {  // woken: a pending cancellation, then the reader's error
+            t->check_cancel();
+            s->check_exc();
+        }
+        if (n_ == 0) return std::string();
+        return s->read_up_to(static_cast<std::size_t>(n_));
+    }
 
 private:
-    void suspend(TaskBase* task, std::coroutine_handle<> h);
-    std::shared_ptr<ReaderState> keep_;
+    void wait(TaskBase* task, std::coroutine_handle<> h) {
+        if (s->waiter || s->paused) [[unlikely]]
+            return wait_for_data(this, s, task, h, "read");
+        t = task;
+        cancel = &on_data_wait_cancel;
+        s->waiter = this;
+        task->suspend_on(h, this);
+    }
     std::ptrdiff_t n_;
     CoroAwaiter<std::string> slow_;
 };
@@ -69,30 +215,63 @@ private:
 class [[nodiscard]] StreamRead {
 public:
     using value_type = std::string;
-    StreamRead(std::shared_ptr<ReaderState> s, std::ptrdiff_t n) noexcept : s_(std::move(s)), n_(n) {}
-    StreamRead(StreamRead&&) noexcept = default;
+    StreamRead(ReaderRef s, std::ptrdiff_t n) noexcept : s_(std::move(s)), n_(n) {}
+    StreamRead(StreamRead&& o) noexcept : s_(std::move(o.s_)), n_(o.n_), awaited_(o.awaited_) {}
     StreamRead(const StreamRead&) = delete;
     StreamRead& operator=(const StreamRead&) = delete;
     ~StreamRead() {
-        if (s_) report_never_awaited();
+        if (s_ && !awaited_) report_never_awaited();
     }
-    ReadAwaiter operator co_await() && { return ReadAwaiter(std::move(s_), n_); }
+    ReadAwaiter operator co_await() && {
+        awaited_ = true;
+        return ReadAwaiter(s_, n_);
+    }
     operator Coro<std::string>() && {  // NOLINT(google-explicit-constructor)
         return stream_read(std::move(s_), n_);
     }
 
 private:
-    std::shared_ptr<ReaderState> s_;
+    ReaderRef s_;
     std::ptrdiff_t n_;
+    bool awaited_ = false;
 };
+
+/// Write flow control, set by the protocol (Python's FlowControlMixin state).
+struct WriteFlow {
+    bool paused_writing = false;
+    bool lost = false;
+};
+
+/// A writer's state: the last StreamWriter handle closes the transport.
+struct WriterState {
+    std::shared_ptr<Transport> transport;
+    std::shared_ptr<StreamProtocol> protocol;
+    ReaderRef reader;
+    WriteFlow* flow;  // the protocol's
+    std::uint32_t refs = 0;  // the WriterRef handles
+    WriterState(std::shared_ptr<Transport> t, std::shared_ptr<StreamProtocol> p, ReaderRef r);
+    ~WriterState();
+    WriterState(const WriterState&) = delete;
+    WriterState& operator=(const WriterState&) = delete;
+};
+
+Coro<> stream_drain(WriterRef w);
 
 /// The awaiter of `co_await writer.drain()`: when there is nothing to wait
 /// for (the common case) it completes without suspending and with no
-/// coroutine frame; otherwise it runs the drain coroutine.
+/// coroutine frame; otherwise it runs the drain coroutine. Borrows the
+/// writer from its StreamDrain, as ReadAwaiter does.
 class DrainAwaiter {
 public:
-    explicit DrainAwaiter(std::shared_ptr<WriterState> w) noexcept : w_(std::move(w)) {}
-    bool await_ready();
+    explicit DrainAwaiter(const WriterRef& w) noexcept : w_(&w) {}
+    bool await_ready() {
+        // Python's drain() up to _drain_helper's wait: nothing to wait for
+        // when there is no error, no close and no pause.
+        const WriterState& w = **w_;
+        if (!w.reader->exc && !w.flow->lost && !w.flow->paused_writing && !w.transport->is_closing()) [[likely]]
+            return true;
+        return ready_slow();
+    }
     template <class P>
     void await_suspend(std::coroutine_handle<P> h) noexcept {
         slow_.await_suspend(h);
@@ -102,7 +281,8 @@ public:
     }
 
 private:
-    std::shared_ptr<WriterState> w_;
+    bool ready_slow();
+    const WriterRef* w_;
     CoroAwaiter<void> slow_;
 };
 
@@ -111,24 +291,29 @@ private:
 class [[nodiscard]] StreamDrain {
 public:
     using value_type = void;
-    explicit StreamDrain(std::shared_ptr<WriterState> w) noexcept : w_(std::move(w)) {}
-    StreamDrain(StreamDrain&&) noexcept = default;
+    explicit StreamDrain(WriterRef w) noexcept : w_(std::move(w)) {}
+    StreamDrain(StreamDrain&& o) noexcept : w_(std::move(o.w_)), awaited_(o.awaited_) {}
     StreamDrain(const StreamDrain&) = delete;
     StreamDrain& operator=(const StreamDrain&) = delete;
     ~StreamDrain() {
-        if (w_) report_never_awaited();
+        if (w_ && !awaited_) report_never_awaited();
     }
-    DrainAwaiter operator co_await() && { return DrainAwaiter(std::move(w_)); }
+    DrainAwaiter operator co_await() && {
+        awaited_ = true;
+        return DrainAwaiter(w_);
+    }
     operator Coro<>() && { return stream_drain(std::move(w_)); }  // NOLINT(google-explicit-constructor)
 
 private:
-    std::shared_ptr<WriterState> w_;
+    WriterRef w_;
+    bool awaited_ = false;
 };
 }  // namespace detail
 
 /// Python's asyncio.StreamReader: buffered reading from a connection.
 ///
-/// A copyable handle: copies share one buffer. Only one task may wait for
+/// A copyable handle: copies share one buffer (copy and drop them on the
+/// loop's thread only, as Task handles). Only one task may wait for
 /// data at a time (RuntimeError otherwise, as in Python). Every read is
 /// cancel-safe: bytes are taken from the buffer only once the whole read can
 /// complete, so a cancelled read loses nothing.
@@ -180,15 +365,16 @@ public:
     void set_exception(std::exception_ptr exc);
 
     // internal
-    explicit StreamReader(std::shared_ptr<detail::ReaderState> s) : s_(std::move(s)) {}
+    explicit StreamReader(detail::ReaderRef s) : s_(std::move(s)) {}
 
 private:
-    std::shared_ptr<detail::ReaderState> s_;
+    detail::ReaderRef s_;
 };
 
 /// Python's asyncio.StreamWriter: writing to a connection, with flow control.
 ///
-/// A copyable handle: copies share one connection. When the last handle is
+/// A copyable handle: copies share one connection (copy and drop them on the
+/// loop's thread only). When the last handle is
 /// dropped the transport is closed (Python 3.12 closes it in __del__ too,
 /// with a ResourceWarning).
 class StreamWriter {
@@ -196,8 +382,8 @@ public:
     /// Write data without blocking (buffered past what the socket takes);
     /// follow with drain(). After close() the data is dropped, as Python does.
     /// Raises: RuntimeError after write_eof().
-    void write(std::string_view data);
-    void write(std::span<const std::byte> data);
+    void write(std::string_view data) { s_->transport->write(data); }
+    void write(std::span<const std::byte> data) { s_->transport->write(data); }
     template <class Range>
     void writelines(const Range& pieces) {
         for (const auto& p : pieces) write(std::string_view(p));
@@ -227,10 +413,10 @@ public:
     Transport& transport() const;
 
     // internal
-    explicit StreamWriter(std::shared_ptr<detail::WriterState> s) : s_(std::move(s)) {}
+    explicit StreamWriter(detail::WriterRef s) : s_(std::move(s)) {}
 
 private:
-    std::shared_ptr<detail::WriterState> s_;
+    detail::WriterRef s_;
 };
 
 /// The client_connected_cb of start_server(): called as cb(reader, writer) in a new task.
