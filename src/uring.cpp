@@ -66,10 +66,10 @@ Uring::~Uring() {
         ::munmap(br, kBufCount * sizeof(io_uring_buf) + static_cast<std::size_t>(kBufCount) * kBufSize);
 }
 
-io_uring_sqe* Uring::sqe() {
+io_uring_sqe* Uring::sqe() noexcept {
     io_uring_sqe* s = io_uring_get_sqe(&ring);
-    while (!s) {
-        io_uring_submit(&ring);
+    for (int tries = 0; !s && tries < 8; ++tries) {
+        io_uring_submit(&ring);  // a full queue: hand it to the kernel
         s = io_uring_get_sqe(&ring);
     }
     return s;
@@ -77,6 +77,7 @@ io_uring_sqe* Uring::sqe() {
 
 void Uring::arm_epoll_poll() {
     io_uring_sqe* s = sqe();
+    if (!s) return;  // poll_uring() will not wait on the ring, and tries again
     io_uring_prep_poll_multishot(s, epfd, POLLIN);
     io_uring_sqe_set_data64(s, kEpollTag);
     epoll_armed = true;
@@ -99,6 +100,7 @@ bool EventLoop::uring_recv(int fd, UringOp* op) {
         epoll_hot_ = true;
     }
     io_uring_sqe* s = uring_->sqe();
+    if (!s) return false;  // the caller reads through epoll
     io_uring_prep_recv_multishot(s, fd, nullptr, 0, 0);
     s->flags |= IOSQE_BUFFER_SELECT;
     s->buf_group = Uring::kGroup;
@@ -115,6 +117,7 @@ bool EventLoop::uring_recv(int fd, UringOp* op) {
 void EventLoop::uring_cancel(UringOp* op) noexcept {
     if (!uring_) return;
     io_uring_sqe* s = uring_->sqe();
+    if (!s) return;  // the receive goes on (stashed while paused, dropped once closing) until it ends
     io_uring_prep_cancel64(s, reinterpret_cast<std::uintptr_t>(op), 0);
     io_uring_sqe_set_data64(s, Uring::kIgnoreTag);
 }
@@ -148,7 +151,13 @@ void EventLoop::poll_uring(int timeout_ms) {
             epoll_hot_ = false;  // drained: the ring's poll reports the next ones
         }
     }
-    if (!uring_->epoll_armed) uring_->arm_epoll_poll();
+    if (!uring_->epoll_armed) {
+        uring_->arm_epoll_poll();
+        if (!uring_->epoll_armed) {  // no room in the ring: do not wait on it blind to epoll
+            timeout_ms = 0;
+            epoll_hot_ = true;
+        }
+    }
     if (timeout_ms != 0 && io_uring_cq_ready(ring) == 0) {
         __kernel_timespec ts{};
         ts.tv_sec = timeout_ms / 1000;

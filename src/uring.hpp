@@ -43,8 +43,9 @@ struct Uring {
     Uring(const Uring&) = delete;
     Uring& operator=(const Uring&) = delete;
 
-    /// A free submission entry (submits the queue first when it is full).
-    io_uring_sqe* sqe();
+    /// A free submission entry (submits the queue first when it is full),
+    /// or nullptr when the kernel keeps refusing the submission.
+    io_uring_sqe* sqe() noexcept;
     void arm_epoll_poll();
     void give_back(unsigned bid) noexcept {
         io_uring_buf_ring_add(br, bufs + static_cast<std::size_t>(bid) * kBufSize, kBufSize,
