@@ -205,7 +205,7 @@ std::atomic<std::uint64_t> g_loop_serial{0};
 
 EventLoop::EventLoop()
     : serial_(g_loop_serial.fetch_add(1, std::memory_order_relaxed) + 1),
-      io_runs_(new detail::IoRun[3 * kMaxPollEvents + 1]) {
+      io_runs_(new detail::IoRun[3 * kMaxPollEvents + kMaxStarvedRearms + 1]) {
     epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
     if (epfd_ < 0) throw_os("epoll_create1");
     wakefd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

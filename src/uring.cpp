@@ -29,9 +29,12 @@ std::unique_ptr<Uring> Uring::create(int epfd) {
     // send() and every wait does), never by interrupting it.
     // (DEFER_TASKRUN batches them further but binds the ring to one thread,
     // and a loop may run on several in turn; it measured no faster here.)
-    params.flags = IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
+    params.flags = IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_CQSIZE;
+    params.cq_entries = kCqEntries;
     if (io_uring_queue_init_params(kEntries, &u->ring, &params) < 0) {
         params = io_uring_params{};
+        params.flags = IORING_SETUP_CQSIZE;
+        params.cq_entries = kCqEntries;
         if (io_uring_queue_init_params(kEntries, &u->ring, &params) < 0) return nullptr;
     }
     u->ring_ok = true;
@@ -56,6 +59,7 @@ std::unique_ptr<Uring> Uring::create(int epfd) {
     }
     for (unsigned i = 0; i < kBufCount; ++i) u->give_back(i);
     u->live.prev = u->live.next = &u->live;
+    u->starved.prev = u->starved.next = &u->starved;
     u->arm_epoll_poll();
     return u;
 }
@@ -73,6 +77,31 @@ io_uring_sqe* Uring::sqe() noexcept {
         s = io_uring_get_sqe(&ring);
     }
     return s;
+}
+
+bool Uring::arm_recv(UringOp* op) noexcept {
+    io_uring_sqe* s = sqe();
+    if (!s) return false;
+    op->cancelled = false;
+    io_uring_prep_recv_multishot(s, op->fd, nullptr, 0, 0);
+    s->flags |= IOSQE_BUFFER_SELECT;
+    s->buf_group = kGroup;
+    io_uring_sqe_set_data(s, op);
+    link(&live, op);
+    return true;
+}
+
+void Uring::link(UringOp* head, UringOp* op) noexcept {
+    op->prev = head->prev;
+    op->next = head;
+    head->prev->next = op;
+    head->prev = op;
+}
+
+void Uring::unlink(UringOp* op) noexcept {
+    op->prev->next = op->next;
+    op->next->prev = op->prev;
+    op->prev = op->next = op;  // run_completion() may unlink it again
 }
 
 void Uring::arm_epoll_poll() {
@@ -99,23 +128,16 @@ bool EventLoop::uring_recv(int fd, UringOp* op) {
         uring_state_ = 1;
         epoll_hot_ = true;
     }
-    io_uring_sqe* s = uring_->sqe();
-    if (!s) return false;  // the caller reads through epoll
-    io_uring_prep_recv_multishot(s, fd, nullptr, 0, 0);
-    s->flags |= IOSQE_BUFFER_SELECT;
-    s->buf_group = Uring::kGroup;
-    io_uring_sqe_set_data(s, op);
-    UringOp& head = uring_->live;
-    op->prev = head.prev;
-    op->next = &head;
-    head.prev->next = op;
-    head.prev = op;
+    op->fd = fd;
+    if (!uring_->arm_recv(op)) return false;  // the caller reads through epoll
     ++uring_live_;
     return true;
 }
 
 void EventLoop::uring_cancel(UringOp* op) noexcept {
     if (!uring_) return;
+    op->cancelled = true;  // (an -ENOBUFS end then ends it for good)
+    if (op->starved) return;  // not in the kernel: the next poll step ends it
     io_uring_sqe* s = uring_->sqe();
     if (!s) return;  // the receive goes on (stashed while paused, dropped once closing) until it ends
     io_uring_prep_cancel64(s, reinterpret_cast<std::uintptr_t>(op), 0);
@@ -150,6 +172,10 @@ void EventLoop::poll_uring(int timeout_ms) {
         } else {
             epoll_hot_ = false;  // drained: the ring's poll reports the next ones
         }
+    }
+    if (uring_->starved.next != &uring_->starved) {
+        out = rearm_starved(out);
+        if (out != first || uring_->starved.next != &uring_->starved) timeout_ms = 0;
     }
     if (!uring_->epoll_armed) {
         uring_->arm_epoll_poll();
@@ -198,12 +224,40 @@ void EventLoop::poll_uring(int timeout_ms) {
     io_count_ = static_cast<std::uint32_t>(out - first);
 }
 
+// Re-arm the oldest starved receives (see src/uring.hpp), at most
+// kStarvedBudget: the completions before this step gave their buffers back.
+// A starved op its owner cancelled gets its final -ECANCELED run instead.
+IoRun* EventLoop::rearm_starved(IoRun* out) {
+    static_assert(Uring::kStarvedBudget <= kMaxStarvedRearms, "io_runs_ has room for kMaxStarvedRearms of them");
+    UringOp& head = uring_->starved;
+    for (unsigned n = 0; head.next != &head && n < Uring::kStarvedBudget; ++n) {
+        UringOp* op = head.next;
+        Uring::unlink(op);
+        op->starved = false;
+        if (op->cancelled) {
+            op->cancelled = false;
+            *out++ = IoRun{nullptr, ready_.tail_pos(), 0, true, -ECANCELED, op};
+        } else if (!uring_->arm_recv(op)) {
+            *out++ = IoRun{nullptr, ready_.tail_pos(), Uring::kRearmFailed, true, -ENOBUFS, op};  // the owner decides
+        }
+    }
+    return out;
+}
+
 // A completion collected by poll_uring(), at its place in the iteration.
 void EventLoop::run_completion(const IoRun& r) noexcept {
     UringOp* op = r.op;
     if (r.read) {
-        op->prev->next = op->next;
-        op->next->prev = op->prev;
+        Uring::unlink(op);
+        if (r.res == -ENOBUFS && !op->cancelled && r.gen != Uring::kRearmFailed) [[unlikely]] {
+            // Out of buffers: wait for some (re-armed by a later poll step).
+            // Not if its owner asked to end it: the cancel found it ended,
+            // and the owner gets this end as the cancel's.
+            op->starved = true;
+            Uring::link(&uring_->starved, op);
+            ++uring_starvations_;
+            return;
+        }
         op->prev = op->next = nullptr;
         --uring_live_;
     }
@@ -219,6 +273,13 @@ void EventLoop::close_uring() noexcept {
     if (!uring_) return;
     auto u = std::move(uring_);
     uring_state_ = 2;
+    // Starved ops (not in the kernel) end with the live ones.
+    while (u->starved.next != &u->starved) {
+        UringOp* op = u->starved.next;
+        Uring::unlink(op);
+        op->starved = op->cancelled = false;
+        Uring::link(&u->live, op);
+    }
     UringOp sentinel;  // the live list, moved out of the ring's memory
     UringOp& head = u->live;
     const bool any = head.next != &head;

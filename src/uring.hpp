@@ -16,6 +16,13 @@
 //   its final completion (one without IORING_CQE_F_MORE) has been run.
 //   Closing the loop exits the ring and gives every op still live a final
 //   -ECANCELED completion, so owners can drop what they keep for the kernel.
+// - Running out of buffers ends a receive with -ENOBUFS. The loop does not
+//   re-arm it at once (with thousands of busy sockets every re-armed receive
+//   would fail again in the same pass, and the rings would overflow with
+//   failures): it waits in `starved`, still live for its owner, and each poll
+//   step re-arms the oldest kStarvedBudget of them after the completions
+//   have given their buffers back. A cancel of a starved op is answered by
+//   the loop itself with the final -ECANCELED.
 #pragma once
 
 #include <liburing.h>
@@ -34,6 +41,11 @@ struct Uring {
     static constexpr unsigned kEntries = 256;
     static constexpr unsigned kBufCount = 256;      // a power of two
     static constexpr unsigned kBufSize = 16 * 1024;
+    static constexpr unsigned kCqEntries = 4096;     // room for bursts of thousands of sockets
+    static constexpr unsigned kStarvedBudget = 64;  // re-arms per poll step (EventLoop::kMaxStarvedRearms)
+    // IoRun::gen of a starved op's -ENOBUFS when re-arming it failed (no
+    // submission entry): delivered to its owner, which reads through epoll.
+    static constexpr std::uint32_t kRearmFailed = 0xffffffffu;
     static constexpr int kGroup = 0;
 
     /// A ring with its buffers registered and the epoll fd polled, or nullptr
@@ -47,6 +59,12 @@ struct Uring {
     /// or nullptr when the kernel keeps refusing the submission.
     io_uring_sqe* sqe() noexcept;
     void arm_epoll_poll();
+    /// Submit op's multishot receive (op->fd) and link it into `live`; false
+    /// when the kernel keeps refusing submissions.
+    bool arm_recv(UringOp* op) noexcept;
+    static void link(UringOp* head, UringOp* op) noexcept;
+    /// Unlink op from its list, leaving it linked to itself.
+    static void unlink(UringOp* op) noexcept;
     void give_back(unsigned bid) noexcept {
         io_uring_buf_ring_add(br, bufs + static_cast<std::size_t>(bid) * kBufSize, kBufSize,
                               static_cast<unsigned short>(bid), io_uring_buf_ring_mask(kBufCount), 0);
@@ -60,6 +78,7 @@ struct Uring {
     int epfd = -1;
     bool epoll_armed = false;  // the multishot poll on epfd is in place
     UringOp live{};            // sentinel of the armed ops
+    UringOp starved{};         // sentinel of the ops waiting for buffers (see above)
 
 private:
     Uring() = default;

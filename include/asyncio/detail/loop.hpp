@@ -148,6 +148,9 @@ struct UringOp {
     void (*complete)(UringOp* op, int res, unsigned flags, bool final) = nullptr;
     UringOp* prev = nullptr;
     UringOp* next = nullptr;
+    int fd = -1;             // a receive's socket
+    bool starved = false;    // ended by -ENOBUFS, waiting in the loop to be re-armed
+    bool cancelled = false;  // uring_cancel() asked to end it (since it was last armed)
 };
 struct Uring;
 }  // namespace detail
@@ -323,6 +326,9 @@ public:
     void uring_unsupported() noexcept;
     /// Whether this loop reads through io_uring (its ring exists).
     bool uring_active() const noexcept { return uring_ != nullptr; }
+    /// How many times a receive ran out of provided buffers and waited to be
+    /// re-armed (a test and diagnostic counter).
+    std::uint64_t uring_starvations() const noexcept { return uring_starvations_; }
     /// co_await loop.wait_readable(fd): suspend until fd is readable (an extension).
     FdReady wait_readable(int fd);
     /// co_await loop.wait_writable(fd): suspend until fd is writable (an extension).
@@ -504,6 +510,7 @@ private:
     detail::IoRun* collect_epoll(int timeout_ms, detail::IoRun* out);
     void poll_uring(int timeout_ms);
     void run_completion(const detail::IoRun& r) noexcept;
+    detail::IoRun* rearm_starved(detail::IoRun* out);
     void close_uring() noexcept;
     inline void run_io(const detail::IoRun& r);  // defined in events.cpp, inlined into run_forever()
     inline void run_ready_until(std::uint64_t stop);  // likewise
@@ -541,6 +548,9 @@ private:
     // The readiness callbacks collected by this iteration's poll (at most
     // two per event, and room for run_once()'s sentinel), run in event order.
     static constexpr std::size_t kMaxPollEvents = 128;
+    // io_uring receives re-armed per poll step after running out of buffers
+    // (src/uring.hpp); a run each at most.
+    static constexpr std::size_t kMaxStarvedRearms = 64;
     std::unique_ptr<detail::IoRun[]> io_runs_;
     std::uint32_t io_count_ = 0;
     // Timer heap ordered by (deadline, seq): equal deadlines fire FIFO.
@@ -559,6 +569,7 @@ private:
     std::size_t watched_fds_ = 0;
     std::unique_ptr<detail::Uring> uring_;
     std::uint32_t uring_live_ = 0;   // ops armed (the poll must look at the ring)
+    std::uint64_t uring_starvations_ = 0;
     std::uint8_t uring_state_ = 0;   // 0 not tried yet, 1 created, 2 not available
     bool epoll_hot_ = true;          // epoll may have events the ring's poll will not report again
     int epfd_ = -1;
