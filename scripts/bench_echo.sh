@@ -61,6 +61,9 @@ run "asyncio++ streams" "$OUT/echo_server" streams
 # The same servers with the loop on epoll alone (no io_uring receives).
 ASYNCIO_URING=0 run "asyncio++ prot. epoll" "$OUT/echo_server" protocol
 ASYNCIO_URING=0 run "asyncio++ str. epoll" "$OUT/echo_server" streams
+# And with batched sends through the ring (EventLoop::set_uring_sends).
+ASYNCIO_URING_SENDS=1 run "asyncio++ prot. sends" "$OUT/echo_server" protocol
+ASYNCIO_URING_SENDS=1 run "asyncio++ str. sends" "$OUT/echo_server" streams
 run "python protocol" $PY "$ROOT/bench/echo/py_echo.py" protocol
 run "python streams" $PY "$ROOT/bench/echo/py_echo.py" streams
 if $PY -c "import uvloop" 2>/dev/null; then

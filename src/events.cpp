@@ -40,8 +40,8 @@ namespace {
     throw OSError(err, what);
 }
 
-bool env_debug() {
-    const char* v = std::getenv("ASYNCIO_DEBUG");
+bool env_flag(const char* name) {
+    const char* v = std::getenv(name);
     return v && *v && std::strcmp(v, "0") != 0;
 }
 }  // namespace
@@ -223,7 +223,8 @@ EventLoop::EventLoop()
         ::close(wakefd_);
         throw OSError(err, "epoll_ctl(eventfd)");
     }
-    debug_ = env_debug();
+    debug_ = env_flag("ASYNCIO_DEBUG");
+    uring_sends_ = env_flag("ASYNCIO_URING_SENDS");
     heap_.reserve(64);
     timespec res{};
     if (::clock_getres(CLOCK_MONOTONIC_COARSE, &res) == 0)

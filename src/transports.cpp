@@ -301,6 +301,8 @@ public:
         : fd_(fd), loop_(&loop), proto_(std::move(proto)), server_(std::move(server)), peer_(std::move(peer)) {
         rop_.complete = &on_received;
         rop_.t = this;
+        sop_.complete = &on_sent;
+        sop_.t = this;
         p_ = dynamic_cast<Protocol*>(proto_.get());
         if (!p_) bp_ = dynamic_cast<BufferedProtocol*>(proto_.get());
         if (!p_ && !bp_) {
@@ -332,8 +334,12 @@ public:
     void write(std::string_view data) override {
         // The steady state (open, nothing buffered) tries the socket first;
         // when it takes everything, nothing else is touched and the slow
-        // paths' stack frames are not set up.
+        // paths' stack frames are not set up. With batched sends
+        // (EventLoop::set_uring_sends) it queues a send in the ring instead.
         if (!eof_written_ && !conn_lost_ && wpos_ == wbuf_.size() && !data.empty()) [[likely]] {
+            if (armed_ && loop_->get_uring_sends()) {
+                if (ring_write(data)) return;
+            }
             ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
             if (static_cast<std::size_t>(n) != data.size()) [[unlikely]]
                 write_rest(data, n);
@@ -343,12 +349,18 @@ public:
     }
 
     // write() in every other case, checked in Python's order; past the
-    // checks, data goes behind what is already buffered.
+    // checks, data goes behind what is already buffered (behind the send in
+    // flight, in wnext_, while there is one).
     [[gnu::noinline]] void write_slow(std::string_view data) {
         if (eof_written_) throw RuntimeError("Cannot call write() after write_eof()");
         if (data.empty()) return;
         if (conn_lost_) {
             ++conn_lost_;
+            return;
+        }
+        if (sending_) {
+            wnext_.append(data);
+            maybe_pause_protocol();
             return;
         }
         if (wpos_ > wbuf_.size() / 2) {
@@ -362,7 +374,7 @@ public:
     void write_eof() override {
         if (closing_ || eof_written_) return;
         eof_written_ = true;
-        if (wpos_ == wbuf_.size()) ::shutdown(fd_, SHUT_WR);
+        if (wpos_ == wbuf_.size() && !sending_) ::shutdown(fd_, SHUT_WR);  // else once all is sent
     }
     bool can_write_eof() const override { return true; }
 
@@ -370,7 +382,7 @@ public:
         if (closing_) return;
         closing_ = true;
         stop_reads();
-        if (wpos_ == wbuf_.size()) {
+        if (wpos_ == wbuf_.size() && !sending_) {
             ++conn_lost_;
             loop_->remove_writer(fd_);
             schedule_connection_lost(nullptr);
@@ -403,7 +415,7 @@ public:
         maybe_pause_protocol();
     }
     std::pair<std::size_t, std::size_t> get_write_buffer_limits() const override { return {low_, high_}; }
-    std::size_t get_write_buffer_size() const override { return wbuf_.size() - wpos_; }
+    std::size_t get_write_buffer_size() const override { return wbuf_.size() - wpos_ + wnext_.size(); }
 
     std::any get_extra_info(std::string_view name, std::any dflt) const override {
         if (name == "peername") return peer_.empty() ? dflt : std::any(peer_);
@@ -560,6 +572,72 @@ private:
     }
     static void on_writable(void* p) { static_cast<SocketTransport*>(p)->write_ready(); }
     static void lost_thunk(void* p) { static_cast<SocketTransport*>(p)->call_connection_lost(); }
+    static void on_sent(detail::UringOp* op, int res, unsigned, bool) { static_cast<SendOp*>(op)->t->sent(res); }
+
+    // Batched sends: data (nothing buffered, nothing in flight) becomes
+    // wbuf_, sent by the ring; false (nothing changed) if the ring refuses.
+    [[gnu::noinline]] bool ring_write(std::string_view data) {
+        wbuf_.assign(data.data(), data.size());
+        wpos_ = 0;
+        if (!submit_send()) {
+            wbuf_.clear();
+            return false;
+        }
+        maybe_pause_protocol();
+        return true;
+    }
+    bool submit_send() {
+        if (!loop_->uring_send(fd_, wbuf_.data() + wpos_, wbuf_.size() - wpos_, &sop_)) return false;
+        sending_ = true;
+        send_keep_ = self_;  // the kernel reads wbuf_ until the completion
+        return true;
+    }
+
+    // The completion of the send in flight: n bytes of wbuf_ from wpos_
+    // went out, or -errno. wbuf_ does not change while a send is in flight;
+    // writes meanwhile go to wnext_, sent next.
+    void sent(int res) {
+        sending_ = false;
+        auto keep = std::move(send_keep_);  // may destroy *this when this function returns
+        if (conn_lost_) {  // aborted (or the loop is closing): drop the rest
+            wbuf_.clear();
+            wnext_.clear();
+            wpos_ = 0;
+            return;
+        }
+        if (res == -EINTR || res == -EAGAIN) res = 0;  // try again
+        if (res < 0) {
+            wbuf_.clear();
+            wnext_.clear();
+            wpos_ = 0;
+            fatal_error(make_os_error(-res, "send"), "Fatal write error on socket transport");
+            return;
+        }
+        wpos_ += static_cast<std::size_t>(res);
+        if (wpos_ == wbuf_.size()) {
+            wbuf_.clear();
+            wpos_ = 0;
+            wbuf_.swap(wnext_);
+        }
+        if (wpos_ != wbuf_.size() && !submit_send()) {
+            // The ring refuses: the rest goes through epoll (write_ready()).
+            if (wpos_ > 0) {
+                wbuf_.erase(0, wpos_);
+                wpos_ = 0;
+            }
+            wbuf_.append(wnext_);
+            wnext_.clear();
+            loop_->add_writer(fd_, Callback::bind<&on_writable>(this));
+        }
+        maybe_resume_protocol();
+        if (wpos_ != wbuf_.size() || conn_lost_) return;
+        if (closing_) {
+            ++conn_lost_;
+            schedule_connection_lost(nullptr);
+        } else if (eof_written_) {
+            ::shutdown(fd_, SHUT_WR);
+        }
+    }
 
     // Protocol only (p_ is set while the reader is registered).
     void read_ready() {
@@ -703,7 +781,11 @@ private:
 
     void force_close(std::exception_ptr exc) {
         if (conn_lost_) return;
-        if (wpos_ != wbuf_.size()) {
+        if (sending_) {
+            // The kernel may still read wbuf_: it is dropped at the completion.
+            wnext_.clear();
+            loop_->uring_cancel(&sop_);
+        } else if (wpos_ != wbuf_.size()) {
             wbuf_.clear();
             wpos_ = 0;
             loop_->remove_writer(fd_);
@@ -724,8 +806,11 @@ private:
     // Abort and deliver connection_lost now (a pending error stays the one given).
     void loop_closing() override {
         if (!conn_lost_) {
-            wbuf_.clear();
-            wpos_ = 0;
+            if (!sending_) {  // else dropped at the completion (the loop ends it)
+                wbuf_.clear();
+                wpos_ = 0;
+            }
+            wnext_.clear();
             closing_ = true;
             ++conn_lost_;
         }
@@ -775,6 +860,13 @@ private:
         SocketTransport* t;
     };
     RecvOp rop_;
+    // Batched sends (EventLoop::set_uring_sends): the send in flight.
+    struct SendOp : detail::UringOp {
+        SocketTransport* t;
+    };
+    bool sending_ = false;
+    SendOp sop_;
+    std::string wnext_;  // written while a send is in flight
     std::size_t high_ = 64 * 1024;
     std::size_t low_ = 16 * 1024;
     std::shared_ptr<BaseProtocol> proto_;
@@ -786,6 +878,7 @@ private:
     bool stash_scheduled_ = false;
     std::string stash_;                              // received while paused
     std::shared_ptr<SocketTransport> uring_keep_;    // *this for the kernel while armed
+    std::shared_ptr<SocketTransport> send_keep_;     // *this for the kernel while sending_
 
 public:
     void abort_for_server() { abort(); }

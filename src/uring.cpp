@@ -4,6 +4,7 @@
 
 #include <sys/epoll.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <sys/mman.h>
 
 #include <cerrno>
@@ -130,6 +131,19 @@ bool EventLoop::uring_recv(int fd, UringOp* op) {
     }
     op->fd = fd;
     if (!uring_->arm_recv(op)) return false;  // the caller reads through epoll
+    ++uring_live_;
+    return true;
+}
+
+bool EventLoop::uring_send(int fd, const char* data, std::size_t n, UringOp* op) {
+    if (!uring_) return false;
+    io_uring_sqe* s = uring_->sqe();
+    if (!s) return false;  // the caller sends through epoll
+    op->fd = fd;
+    op->cancelled = false;
+    io_uring_prep_send(s, fd, data, n, MSG_NOSIGNAL);
+    io_uring_sqe_set_data(s, op);
+    Uring::link(&uring_->live, op);
     ++uring_live_;
     return true;
 }

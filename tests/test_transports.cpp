@@ -164,8 +164,13 @@ TEST(Transports, PartialWritesBufferAndPauseResumeWriting) {
         EXPECT_EQ(t->get_write_buffer_limits(), (std::pair<std::size_t, std::size_t>(256, 1024)));
         const std::size_t total = 16u << 20;
         t->write(std::string(total, 'w'));  // the socket takes part, the rest is buffered
-        EXPECT_GT(t->get_write_buffer_size(), 0u);
-        EXPECT_LT(t->get_write_buffer_size(), total);
+        if (asyncio::get_running_loop().get_uring_sends() && asyncio::get_running_loop().uring_active()) {
+            // Batched sends (ASYNCIO_URING_SENDS=1): all of it waits for the ring.
+            EXPECT_EQ(t->get_write_buffer_size(), total);
+        } else {
+            EXPECT_GT(t->get_write_buffer_size(), 0u);
+            EXPECT_LT(t->get_write_buffer_size(), total);
+        }
         EXPECT_EQ(c->pauses, 1);
         co_await asyncio::sleep(0);
         while (!peer) co_await asyncio::sleep(0);
@@ -959,4 +964,208 @@ TEST(TransportsUring, NoDataIsDeliveredAfterClose) {
     });
     ASSERT_TRUE(p);
     EXPECT_EQ(p->calls, 1);
+}
+
+// ---- batched sends (EventLoop::set_uring_sends) -----------------------------
+
+namespace {
+// Records what arrives and when the EOF came, closes at EOF.
+struct Sink : asyncio::Protocol {
+    std::string data;
+    bool eof = false;
+    int data_after_eof = 0;
+    std::optional<asyncio::Future<>> done;
+    Sink() { done.emplace(); }
+    void data_received(std::string_view d) override {
+        if (eof) ++data_after_eof;
+        data.append(d);
+    }
+    bool eof_received() override {
+        eof = true;
+        return false;
+    }
+    void connection_lost(std::exception_ptr) override { done->set_result(); }
+};
+
+// A server whose connections are Sinks; `made` gets the first.
+struct SinkServer {
+    std::shared_ptr<Sink> sink;
+    std::optional<asyncio::Future<>> made;
+};
+
+// Turns batched sends on for the running loop and starts the server.
+Coro<asyncio::Server> sink_server(SinkServer* st) {
+    asyncio::get_running_loop().set_uring_sends(true);
+    st->made.emplace();
+    co_return co_await asyncio::create_server(
+        [st] {
+            st->sink = std::make_shared<Sink>();
+            if (!st->made->done()) st->made->set_result();
+            return st->sink;
+        },
+        "127.0.0.1", 0);
+}
+
+bool ring_sends_on() {
+    auto& loop = asyncio::get_running_loop();
+    return loop.get_uring_sends() && loop.uring_active();
+}
+}  // namespace
+
+// With batched sends on, writes wait in the ring until the poll step
+// submits them (get_write_buffer_size() counts them until the completion),
+// a write above the high-water mark pauses the protocol until then, and
+// many writes of one iteration, large and small, arrive complete and in
+// order, with the EOF of write_eof() after them. Without io_uring the loop
+// sends as usual and the same bytes must arrive.
+TEST(TransportsUringSends, WritesWaitForTheRingAndArriveInOrder) {
+    std::string sent;
+    SinkServer st;
+    int pauses = 0, resumes = 0;
+    bool ring = false;
+    run_test([&]() -> Coro<> {
+        auto server = co_await sink_server(&st);
+        auto [t, c] = co_await asyncio::create_connection([] { return std::make_shared<Collector>(); }, "127.0.0.1",
+                                                          server.port());
+        ring = ring_sends_on();
+        t->write("first");
+        sent += "first";
+        if (ring) {
+            EXPECT_EQ(t->get_write_buffer_size(), 5u) << "the write did not wait for the ring";
+        }
+        // In one iteration: small pieces behind the one in flight, then a
+        // large one above the high-water mark (64 KiB).
+        for (int i = 0; i < 1000; ++i) {
+            std::string piece = std::to_string(i) + ",";
+            t->write(piece);
+            sent += piece;
+        }
+        const std::string big = pattern(3 * 1024 * 1024 + 17);
+        t->write(big);
+        sent += big;
+        if (ring) {
+            EXPECT_EQ(c->pauses, 1);  // on epoll the socket may take it all
+        }
+        if (ring) {
+            EXPECT_EQ(t->get_write_buffer_size(), sent.size());
+        }
+        t->write_eof();
+        EXPECT_THROW(t->write("late"), asyncio::RuntimeError);
+        co_await *st.made;
+        asyncio::Future<> f = *st.sink->done;
+        co_await f;
+        EXPECT_EQ(t->get_write_buffer_size(), 0u);
+        pauses = c->pauses;
+        resumes = c->resumes;
+        t->close();
+        co_await wait_done(c);
+        server.close();
+        co_await server.wait_closed();
+    });
+    EXPECT_EQ(ring, expect_uring());
+    ASSERT_TRUE(st.sink);
+    EXPECT_EQ(st.sink->data.size(), sent.size());
+    EXPECT_TRUE(st.sink->data == sent);
+    EXPECT_TRUE(st.sink->eof);
+    EXPECT_EQ(st.sink->data_after_eof, 0);
+    EXPECT_EQ(pauses, ring ? 1 : resumes);
+    EXPECT_EQ(resumes, pauses);
+}
+
+// close() with sends queued or in flight sends everything first, then the
+// transport closes (connection_lost once, the peer sees all and EOF).
+TEST(TransportsUringSends, CloseWaitsForQueuedSends) {
+    std::string sent;
+    SinkServer st;
+    run_test([&]() -> Coro<> {
+        auto server = co_await sink_server(&st);
+        auto [t, c] = co_await asyncio::create_connection([] { return std::make_shared<Collector>(); }, "127.0.0.1",
+                                                          server.port());
+        for (int i = 0; i < 64; ++i) {
+            std::string piece = pattern(10000 + i);
+            t->write(piece);
+            sent += piece;
+        }
+        t->close();
+        EXPECT_TRUE(t->is_closing());
+        co_await wait_done(c);
+        co_await *st.made;
+        asyncio::Future<> f = *st.sink->done;
+        co_await f;
+        server.close();
+        co_await server.wait_closed();
+    });
+    ASSERT_TRUE(st.sink);
+    EXPECT_EQ(st.sink->data.size(), sent.size());
+    EXPECT_TRUE(st.sink->data == sent);
+    EXPECT_TRUE(st.sink->eof);
+}
+
+// abort() with a send in flight and more queued: connection_lost comes at
+// once, what was queued is dropped, and the transport lives on for the
+// kernel until the send's completion (ASan watches; run_test counts
+// descriptors). The loop goes on: a second connection works.
+TEST(TransportsUringSends, AbortWithSendsInFlightDropsThemSafely) {
+    SinkServer st;
+    run_test([&]() -> Coro<> {
+        auto server = co_await sink_server(&st);
+        auto [t, c] = co_await asyncio::create_connection([] { return std::make_shared<Collector>(); }, "127.0.0.1",
+                                                          server.port());
+        t->write(pattern(8 * 1024 * 1024));  // more than the socket takes: in flight for a while
+        t->write("queued behind it");
+        co_await asyncio::sleep(0);  // submitted
+        t->abort();
+        EXPECT_EQ(t->get_write_buffer_size(), ring_sends_on() ? 8u * 1024 * 1024 : 0u);
+        co_await wait_done(c);
+        t->write("after abort");  // ignored, as Python's after connection loss
+        co_await *st.made;
+        asyncio::Future<> f = *st.sink->done;
+        co_await f;  // the server side sees the reset or EOF
+        EXPECT_LT(st.sink->data.size(), 8u * 1024 * 1024 + 16);
+        auto [t2, c2] = co_await asyncio::create_connection([] { return std::make_shared<Collector>(); },
+                                                            "127.0.0.1", server.port());
+        t2->write("again");
+        t2->close();
+        co_await wait_done(c2);
+        for (int i = 0; i < 3; ++i) co_await asyncio::sleep(0);
+        server.close();
+        co_await server.wait_closed();
+    });
+}
+
+namespace {
+// Leaves a client with 8 MiB in flight towards a peer that does not read.
+Coro<> leave_send_in_flight(std::optional<asyncio::Server>* server, std::shared_ptr<asyncio::Transport>* client,
+                            std::shared_ptr<Collector>* collector) {
+    server->emplace(co_await asyncio::create_server([] { return std::make_shared<Silent>(); }, "127.0.0.1", 0));
+    auto [t, c] = co_await asyncio::create_connection([] { return std::make_shared<Collector>(); }, "127.0.0.1",
+                                                      (*server)->port());
+    t->write(pattern(8 * 1024 * 1024));
+    for (int i = 0; i < 5; ++i) co_await asyncio::sleep(0);
+    *client = t;
+    *collector = c;
+}
+}  // namespace
+
+// Closing the loop with a send still in flight ends it: connection_lost,
+// every descriptor closed, nothing left for ASan to find.
+TEST(TransportsUringSends, LoopCloseWithSendsInFlight) {
+    int before = asyncio::testing::open_fd_count();
+    std::weak_ptr<asyncio::Transport> weak;
+    std::shared_ptr<Collector> c;
+    {
+        asyncio::EventLoop loop;
+        loop.set_uring_sends(true);
+        std::optional<asyncio::Server> server;
+        std::shared_ptr<asyncio::Transport> t;
+        loop.run_until_complete(leave_send_in_flight(&server, &t, &c));
+        ASSERT_TRUE(t);
+        EXPECT_GT(t->get_write_buffer_size(), 0u);
+        weak = t;
+        t.reset();
+        loop.close();
+        EXPECT_TRUE(weak.expired());
+        EXPECT_TRUE(c->done->done());  // connection_lost ran
+    }
+    EXPECT_EQ(asyncio::testing::open_fd_count(), before);
 }

@@ -318,6 +318,11 @@ public:
     bool uring_recv(int fd, detail::UringOp* op);
     /// Ask the kernel to end op's request; its final completion follows.
     void uring_cancel(detail::UringOp* op) noexcept;
+    /// Queue a send of n bytes at data (which must stay valid and unchanged
+    /// until op's completion, with the count sent or -errno) on the loop's
+    /// io_uring; submitted by the next poll. False when the loop has no ring
+    /// or the kernel keeps refusing submissions.
+    bool uring_send(int fd, const char* data, std::size_t n, detail::UringOp* op);
     /// The bytes of a completion with res > 0, valid until uring_release().
     std::string_view uring_data(int res, unsigned flags) const noexcept;
     /// Give a completion's buffer back to the kernel.
@@ -326,6 +331,17 @@ public:
     void uring_unsupported() noexcept;
     /// Whether this loop reads through io_uring (its ring exists).
     bool uring_active() const noexcept { return uring_ != nullptr; }
+    /// Batched sends (an extension, off by default; also ASYNCIO_URING_SENDS=1):
+    /// the socket transports of a loop that reads through io_uring queue
+    /// their writes in the ring, and each poll step submits every send of
+    /// the iteration with one system call, as Python's ProactorEventLoop
+    /// does. write() then buffers the data until its completion instead of
+    /// trying the socket first (get_write_buffer_size() counts it, and a
+    /// write above the high-water mark pauses the protocol until then); see
+    /// docs/transports.md. Takes effect for the next write of a transport
+    /// that has nothing buffered.
+    void set_uring_sends(bool on) noexcept { uring_sends_ = on; }
+    bool get_uring_sends() const noexcept { return uring_sends_; }
     /// How many times a receive ran out of provided buffers and waited to be
     /// re-armed (a test and diagnostic counter).
     std::uint64_t uring_starvations() const noexcept { return uring_starvations_; }
@@ -570,6 +586,7 @@ private:
     std::unique_ptr<detail::Uring> uring_;
     std::uint32_t uring_live_ = 0;   // ops armed (the poll must look at the ring)
     std::uint64_t uring_starvations_ = 0;
+    bool uring_sends_ = false;  // set_uring_sends(); the constructor reads ASYNCIO_URING_SENDS
     std::uint8_t uring_state_ = 0;   // 0 not tried yet, 1 created, 2 not available
     bool epoll_hot_ = true;          // epoll may have events the ring's poll will not report again
     int epfd_ = -1;
