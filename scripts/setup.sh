@@ -7,7 +7,7 @@
 #
 # Usage: scripts/setup.sh [--bench]
 #   --bench  also the peers the benchmarks compare against (bench/peers/*/packages.txt:
-#            Rust's cargo and Debian's Tokio, Boost.Asio); scripts/bench.sh and
+#            Rust's cargo and Debian's Tokio, Boost.Asio) and perf; scripts/bench.sh and
 #            scripts/bench_echo.sh pass it, the demo and the tests do not need it.
 set -euo pipefail
 
@@ -24,6 +24,7 @@ packages=(
 case "${1:-}" in
   "") ;;
   --bench)
+    packages+=(linux-perf)  # scripts/bench_echo.sh samples the servers' CPU time with perf
     for list in "$(dirname "$0")"/../bench/peers/*/packages.txt; do
       [ -f "$list" ] || continue
       while read -r p _; do

@@ -576,7 +576,7 @@ private:
 
     // Batched sends: data (nothing buffered, nothing in flight) becomes
     // wbuf_, sent by the ring; false (nothing changed) if the ring refuses.
-    [[gnu::noinline]] bool ring_write(std::string_view data) {
+    bool ring_write(std::string_view data) {
         wbuf_.assign(data.data(), data.size());
         wpos_ = 0;
         if (!submit_send()) {
@@ -588,8 +588,7 @@ private:
     }
     bool submit_send() {
         if (!loop_->uring_send(fd_, wbuf_.data() + wpos_, wbuf_.size() - wpos_, &sop_)) return false;
-        sending_ = true;
-        send_keep_ = self_;  // the kernel reads wbuf_ until the completion
+        sending_ = true;  // (self_ keeps *this alive; call_connection_lost() hands it to send_keep_)
         return true;
     }
 
@@ -820,6 +819,7 @@ private:
     void call_connection_lost() {
         unlink();
         auto keep = std::move(self_);  // may destroy *this when this function returns
+        if (sending_) send_keep_ = keep;  // the kernel reads wbuf_ until the completion
         try {
             proto_->connection_lost(lost_exc_);
         } catch (...) {
@@ -878,7 +878,7 @@ private:
     bool stash_scheduled_ = false;
     std::string stash_;                              // received while paused
     std::shared_ptr<SocketTransport> uring_keep_;    // *this for the kernel while armed
-    std::shared_ptr<SocketTransport> send_keep_;     // *this for the kernel while sending_
+    std::shared_ptr<SocketTransport> send_keep_;     // *this for the kernel while sending_, once self_ is gone
 
 public:
     void abort_for_server() { abort(); }
