@@ -302,6 +302,7 @@ public:
         rop_.complete = &on_received;
         rop_.t = this;
         sop_.complete = &on_sent;
+        sop_.quick = &sent_quickly;
         sop_.t = this;
         p_ = dynamic_cast<Protocol*>(proto_.get());
         if (!p_) bp_ = dynamic_cast<BufferedProtocol*>(proto_.get());
@@ -573,6 +574,19 @@ private:
     static void on_writable(void* p) { static_cast<SocketTransport*>(p)->write_ready(); }
     static void lost_thunk(void* p) { static_cast<SocketTransport*>(p)->call_connection_lost(); }
     static void on_sent(detail::UringOp* op, int res, unsigned, bool) { static_cast<SendOp*>(op)->t->sent(res); }
+    // The common completion, handled by the poll step itself: everything in
+    // flight went out, nothing waits behind it, and nobody is to be told
+    // (no pause to lift, no close or EOF pending, the connection alive).
+    static bool sent_quickly(detail::UringOp* op, int res) noexcept {
+        SocketTransport* t = static_cast<SendOp*>(op)->t;
+        if (res < 0 || static_cast<std::size_t>(res) != t->wbuf_.size() - t->wpos_ || !t->wnext_.empty() ||
+            t->protocol_paused_ || t->closing_ || t->eof_written_ || t->conn_lost_)
+            return false;
+        t->sending_ = false;
+        t->wbuf_.clear();
+        t->wpos_ = 0;
+        return true;
+    }
 
     // Batched sends: data (nothing buffered, nothing in flight) becomes
     // wbuf_, sent by the ring; false (nothing changed) if the ring refuses.

@@ -198,6 +198,7 @@ void EventLoop::poll_uring(int timeout_ms) {
             epoll_hot_ = true;
         }
     }
+collect:
     if (timeout_ms != 0 && io_uring_cq_ready(ring) == 0) {
         __kernel_timespec ts{};
         ts.tv_sec = timeout_ms / 1000;
@@ -216,6 +217,7 @@ void EventLoop::poll_uring(int timeout_ms) {
     bool epoll_fired = false;
     unsigned head;
     unsigned seen = 0;
+    unsigned quick = 0;
     io_uring_cqe* cqe;
     io_uring_for_each_cqe(ring, head, cqe) {
         if (seen == kMaxPollEvents) break;  // the rest waits for the next iteration
@@ -227,10 +229,23 @@ void EventLoop::poll_uring(int timeout_ms) {
             continue;
         }
         if (tag == Uring::kIgnoreTag) continue;
-        *out++ = IoRun{nullptr, ready_.tail_pos(), cqe->flags, !(cqe->flags & IORING_CQE_F_MORE), cqe->res,
-                       reinterpret_cast<UringOp*>(static_cast<std::uintptr_t>(tag))};
+        auto* op = reinterpret_cast<UringOp*>(static_cast<std::uintptr_t>(tag));
+        const bool final = !(cqe->flags & IORING_CQE_F_MORE);
+        if (final && op->quick && op->quick(op, cqe->res)) {
+            Uring::unlink(op);
+            op->prev = op->next = nullptr;
+            --uring_live_;
+            ++quick;
+            continue;
+        }
+        *out++ = IoRun{nullptr, ready_.tail_pos(), cqe->flags, final, cqe->res, op};
     }
     io_uring_cq_advance(ring, seen);
+    // Only completions handled at once (sends that went out whole), and the
+    // loop had nothing to do but wait: wait again, without an iteration.
+    if (quick != 0 && out == first && !epoll_fired && timeout_ms < 0 && uring_->epoll_armed &&
+        uring_->starved.next == &uring_->starved && !inbox_nonempty_.load(std::memory_order_acquire))
+        goto collect;
     if (epoll_fired) {
         if (!epoll_done) out = collect_epoll(0, out);
         epoll_hot_ = true;  // until a collection finds nothing

@@ -146,6 +146,11 @@ struct IoRun {
 /// the loop's list of live ops while armed.
 struct UringOp {
     void (*complete)(UringOp* op, int res, unsigned flags, bool final) = nullptr;
+    /// Optional: a final completion whose handling has no effect anyone can
+    /// see before the next callback runs (a send that went out whole, with
+    /// nothing behind it) may be handled at once by the poll step; true if
+    /// it was (complete() is then not called).
+    bool (*quick)(UringOp* op, int res) = nullptr;
     UringOp* prev = nullptr;
     UringOp* next = nullptr;
     int fd = -1;             // a receive's socket
