@@ -27,8 +27,12 @@ bash "$ROOT/scripts/setup.sh" --bench >/dev/null || echo "bench_echo: scripts/se
 gcc -O2 -o "$OUT/c_epoll_server" "$ROOT/bench/echo/c_epoll_server.c"
 gcc -O2 -o "$OUT/loadgen" "$ROOT/bench/echo/loadgen.c"
 gcc -O2 -o "$OUT/c_uring_server" "$ROOT/bench/echo/c_uring_server.c" -luring
-[ -x "$OUT/echo_server" ] || $CXX -std=c++20 -O2 -DNDEBUG -I"$ROOT/include" -o "$OUT/echo_server" \
-    "$ROOT/bench/echo/echo_server.cpp" "$ROOT"/src/*.cpp -pthread -luring
+# (Rebuilt when a source is newer than the binary of an earlier BENCH_DIR run.)
+if [ ! -x "$OUT/echo_server" ] ||
+    [ -n "$(find "$ROOT/src" "$ROOT/include" "$ROOT/bench/echo/echo_server.cpp" -newer "$OUT/echo_server" | head -1)" ]; then
+    $CXX -std=c++20 -O2 -DNDEBUG -I"$ROOT/include" -o "$OUT/echo_server" \
+        "$ROOT/bench/echo/echo_server.cpp" "$ROOT"/src/*.cpp -pthread -luring
+fi
 PY=/usr/bin/python3
 HZ=$(getconf CLK_TCK)
 PORT=47000
