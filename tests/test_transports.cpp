@@ -758,6 +758,29 @@ std::string pattern(std::size_t n) {
     for (std::size_t i = 0; i < n; ++i) s[i] = static_cast<char>('a' + (i * 7 + i / 251) % 26);
     return s;
 }
+
+// A server on 127.0.0.1 giving each connection a new P; `first` is the
+// first connection's, and `made` is done once it exists.
+template <class P>
+struct FirstServer {
+    std::shared_ptr<P> first;
+    std::optional<asyncio::Future<>> made;
+};
+
+template <class P>
+Coro<asyncio::Server> serve_first(FirstServer<P>* st) {
+    st->made.emplace();
+    co_return co_await asyncio::create_server(
+        [st] {
+            auto p = std::make_shared<P>();
+            if (!st->first) {
+                st->first = p;
+                st->made->set_result();
+            }
+            return p;
+        },
+        "127.0.0.1", 0);
+}
 }  // namespace
 
 TEST(TransportsUring, TransportsReadThroughIoUringWhenTheKernelAllowsIt) {
@@ -781,22 +804,17 @@ TEST(TransportsUring, TransportsReadThroughIoUringWhenTheKernelAllowsIt) {
 // completions of the same multishot receive) waits and comes after
 // resume_reading(), in order; so does the EOF behind it.
 TEST(TransportsUring, DataArrivingWhilePausedIsDeliveredInOrderAfterResume) {
+    FirstServer<Pauser> st;
     std::shared_ptr<Pauser> p;
     run_test([&]() -> Coro<> {
-        asyncio::Future<std::shared_ptr<Pauser>> made;
-        auto server = co_await asyncio::create_server(
-            [&made] {
-                auto s = std::make_shared<Pauser>();
-                if (!made.done()) made.set_result(s);
-                return s;
-            },
-            "127.0.0.1", 0);
+        auto server = co_await serve_first(&st);
         auto [t, c] = co_await asyncio::create_connection([] { return std::make_shared<Collector>(); }, "127.0.0.1",
                                                           server.port());
         const std::string msg = pattern(512 * 1024);
         t->write(msg);
         t->write_eof();
-        p = co_await made;
+        co_await *st.made;
+        p = st.first;
         asyncio::Future<> f = *p->done;
         co_await f;
         EXPECT_EQ(p->data.size(), msg.size());
@@ -940,20 +958,15 @@ struct CloseOnFirst : asyncio::Protocol {
 }  // namespace
 
 TEST(TransportsUring, NoDataIsDeliveredAfterClose) {
+    FirstServer<CloseOnFirst> st;
     std::shared_ptr<CloseOnFirst> p;
     run_test([&]() -> Coro<> {
-        asyncio::Future<std::shared_ptr<CloseOnFirst>> made;
-        auto server = co_await asyncio::create_server(
-            [&made] {
-                auto s = std::make_shared<CloseOnFirst>();
-                if (!made.done()) made.set_result(s);
-                return s;
-            },
-            "127.0.0.1", 0);
+        auto server = co_await serve_first(&st);
         auto [t, c] = co_await asyncio::create_connection([] { return std::make_shared<Silent>(); }, "127.0.0.1",
                                                           server.port());
         t->write(pattern(512 * 1024));
-        p = co_await made;
+        co_await *st.made;
+        p = st.first;
         asyncio::Future<> f = *p->done;
         co_await f;
         EXPECT_EQ(p->calls, 1);
@@ -987,25 +1000,6 @@ struct Sink : asyncio::Protocol {
     void connection_lost(std::exception_ptr) override { done->set_result(); }
 };
 
-// A server whose connections are Sinks; `made` gets the first.
-struct SinkServer {
-    std::shared_ptr<Sink> sink;
-    std::optional<asyncio::Future<>> made;
-};
-
-// Turns batched sends on for the running loop and starts the server.
-Coro<asyncio::Server> sink_server(SinkServer* st) {
-    asyncio::get_running_loop().set_uring_sends(true);
-    st->made.emplace();
-    co_return co_await asyncio::create_server(
-        [st] {
-            st->sink = std::make_shared<Sink>();
-            if (!st->made->done()) st->made->set_result();
-            return st->sink;
-        },
-        "127.0.0.1", 0);
-}
-
 bool ring_sends_on() {
     auto& loop = asyncio::get_running_loop();
     return loop.get_uring_sends() && loop.uring_active();
@@ -1020,11 +1014,12 @@ bool ring_sends_on() {
 // sends as usual and the same bytes must arrive.
 TEST(TransportsUringSends, WritesWaitForTheRingAndArriveInOrder) {
     std::string sent;
-    SinkServer st;
+    FirstServer<Sink> st;
     int pauses = 0, resumes = 0;
     bool ring = false;
     run_test([&]() -> Coro<> {
-        auto server = co_await sink_server(&st);
+        asyncio::get_running_loop().set_uring_sends(true);
+        auto server = co_await serve_first(&st);
         auto [t, c] = co_await asyncio::create_connection([] { return std::make_shared<Collector>(); }, "127.0.0.1",
                                                           server.port());
         ring = ring_sends_on();
@@ -1052,7 +1047,7 @@ TEST(TransportsUringSends, WritesWaitForTheRingAndArriveInOrder) {
         t->write_eof();
         EXPECT_THROW(t->write("late"), asyncio::RuntimeError);
         co_await *st.made;
-        asyncio::Future<> f = *st.sink->done;
+        asyncio::Future<> f = *st.first->done;
         co_await f;
         EXPECT_EQ(t->get_write_buffer_size(), 0u);
         pauses = c->pauses;
@@ -1063,11 +1058,11 @@ TEST(TransportsUringSends, WritesWaitForTheRingAndArriveInOrder) {
         co_await server.wait_closed();
     });
     EXPECT_EQ(ring, expect_uring());
-    ASSERT_TRUE(st.sink);
-    EXPECT_EQ(st.sink->data.size(), sent.size());
-    EXPECT_TRUE(st.sink->data == sent);
-    EXPECT_TRUE(st.sink->eof);
-    EXPECT_EQ(st.sink->data_after_eof, 0);
+    ASSERT_TRUE(st.first);
+    EXPECT_EQ(st.first->data.size(), sent.size());
+    EXPECT_TRUE(st.first->data == sent);
+    EXPECT_TRUE(st.first->eof);
+    EXPECT_EQ(st.first->data_after_eof, 0);
     EXPECT_EQ(pauses, ring ? 1 : resumes);
     EXPECT_EQ(resumes, pauses);
 }
@@ -1076,9 +1071,10 @@ TEST(TransportsUringSends, WritesWaitForTheRingAndArriveInOrder) {
 // transport closes (connection_lost once, the peer sees all and EOF).
 TEST(TransportsUringSends, CloseWaitsForQueuedSends) {
     std::string sent;
-    SinkServer st;
+    FirstServer<Sink> st;
     run_test([&]() -> Coro<> {
-        auto server = co_await sink_server(&st);
+        asyncio::get_running_loop().set_uring_sends(true);
+        auto server = co_await serve_first(&st);
         auto [t, c] = co_await asyncio::create_connection([] { return std::make_shared<Collector>(); }, "127.0.0.1",
                                                           server.port());
         for (int i = 0; i < 64; ++i) {
@@ -1090,15 +1086,15 @@ TEST(TransportsUringSends, CloseWaitsForQueuedSends) {
         EXPECT_TRUE(t->is_closing());
         co_await wait_done(c);
         co_await *st.made;
-        asyncio::Future<> f = *st.sink->done;
+        asyncio::Future<> f = *st.first->done;
         co_await f;
         server.close();
         co_await server.wait_closed();
     });
-    ASSERT_TRUE(st.sink);
-    EXPECT_EQ(st.sink->data.size(), sent.size());
-    EXPECT_TRUE(st.sink->data == sent);
-    EXPECT_TRUE(st.sink->eof);
+    ASSERT_TRUE(st.first);
+    EXPECT_EQ(st.first->data.size(), sent.size());
+    EXPECT_TRUE(st.first->data == sent);
+    EXPECT_TRUE(st.first->eof);
 }
 
 // abort() with a send in flight and more queued: connection_lost comes at
@@ -1106,9 +1102,10 @@ TEST(TransportsUringSends, CloseWaitsForQueuedSends) {
 // kernel until the send's completion (ASan watches; run_test counts
 // descriptors). The loop goes on: a second connection works.
 TEST(TransportsUringSends, AbortWithSendsInFlightDropsThemSafely) {
-    SinkServer st;
+    FirstServer<Sink> st;
     run_test([&]() -> Coro<> {
-        auto server = co_await sink_server(&st);
+        asyncio::get_running_loop().set_uring_sends(true);
+        auto server = co_await serve_first(&st);
         auto [t, c] = co_await asyncio::create_connection([] { return std::make_shared<Collector>(); }, "127.0.0.1",
                                                           server.port());
         t->write(pattern(8 * 1024 * 1024));  // more than the socket takes: in flight for a while
@@ -1119,9 +1116,9 @@ TEST(TransportsUringSends, AbortWithSendsInFlightDropsThemSafely) {
         co_await wait_done(c);
         t->write("after abort");  // ignored, as Python's after connection loss
         co_await *st.made;
-        asyncio::Future<> f = *st.sink->done;
+        asyncio::Future<> f = *st.first->done;
         co_await f;  // the server side sees the reset or EOF
-        EXPECT_LT(st.sink->data.size(), 8u * 1024 * 1024 + 16);
+        EXPECT_LT(st.first->data.size(), 8u * 1024 * 1024 + 16);
         auto [t2, c2] = co_await asyncio::create_connection([] { return std::make_shared<Collector>(); },
                                                             "127.0.0.1", server.port());
         t2->write("again");
