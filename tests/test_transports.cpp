@@ -1000,6 +1000,12 @@ struct Sink : asyncio::Protocol {
     void connection_lost(std::exception_ptr) override { done->set_result(); }
 };
 
+// Turns batched sends on for the running loop, then serves Sinks.
+Coro<asyncio::Server> serve_sinks_with_sends(FirstServer<Sink>* st) {
+    asyncio::get_running_loop().set_uring_sends(true);
+    co_return co_await serve_first(st);
+}
+
 bool ring_sends_on() {
     auto& loop = asyncio::get_running_loop();
     return loop.get_uring_sends() && loop.uring_active();
@@ -1018,8 +1024,7 @@ TEST(TransportsUringSends, WritesWaitForTheRingAndArriveInOrder) {
     int pauses = 0, resumes = 0;
     bool ring = false;
     run_test([&]() -> Coro<> {
-        asyncio::get_running_loop().set_uring_sends(true);
-        auto server = co_await serve_first(&st);
+        auto server = co_await serve_sinks_with_sends(&st);
         auto [t, c] = co_await asyncio::create_connection([] { return std::make_shared<Collector>(); }, "127.0.0.1",
                                                           server.port());
         ring = ring_sends_on();
@@ -1073,8 +1078,7 @@ TEST(TransportsUringSends, CloseWaitsForQueuedSends) {
     std::string sent;
     FirstServer<Sink> st;
     run_test([&]() -> Coro<> {
-        asyncio::get_running_loop().set_uring_sends(true);
-        auto server = co_await serve_first(&st);
+        auto server = co_await serve_sinks_with_sends(&st);
         auto [t, c] = co_await asyncio::create_connection([] { return std::make_shared<Collector>(); }, "127.0.0.1",
                                                           server.port());
         for (int i = 0; i < 64; ++i) {
@@ -1104,8 +1108,7 @@ TEST(TransportsUringSends, CloseWaitsForQueuedSends) {
 TEST(TransportsUringSends, AbortWithSendsInFlightDropsThemSafely) {
     FirstServer<Sink> st;
     run_test([&]() -> Coro<> {
-        asyncio::get_running_loop().set_uring_sends(true);
-        auto server = co_await serve_first(&st);
+        auto server = co_await serve_sinks_with_sends(&st);
         auto [t, c] = co_await asyncio::create_connection([] { return std::make_shared<Collector>(); }, "127.0.0.1",
                                                           server.port());
         t->write(pattern(8 * 1024 * 1024));  // more than the socket takes: in flight for a while
