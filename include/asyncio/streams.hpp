@@ -164,9 +164,9 @@ Coro<std::string> stream_read(ReaderRef s, std::ptrdiff_t n);
 /// outlives it (the operand of co_await lives to the end of the expression).
 class ReadAwaiter : public DataWaitBase {
 public:
-    ReadAwaiter(const ReaderRef& s, std::ptrdiff_t n) : n_(n) {
-        this->s = s.get();
-        if (n < 0) slow_.adopt(stream_read(s, n).release());  // read to EOF: the coroutine
+    ReadAwaiter(const ReaderRef& reader, std::ptrdiff_t n) : n_(n) {
+        s = reader.get();
+        if (n < 0) slow_.adopt(stream_read(reader, n).release());  // read to EOF: the coroutine
     }
     ReadAwaiter(const ReadAwaiter&) = delete;
     ~ReadAwaiter() {

@@ -28,9 +28,11 @@ struct TimerEntry {
     std::uint32_t seq() const noexcept { return static_cast<std::uint32_t>(seq_slot >> 32); }
 };
 
+// __extension__: no -Wpedantic warning in a consumer's build.
+__extension__ typedef unsigned __int128 TimerOrder;
+
 inline bool timer_before(const TimerEntry& a, const TimerEntry& b) noexcept {
-    return (static_cast<unsigned __int128>(a.key) << 64 | a.seq_slot) <
-           (static_cast<unsigned __int128>(b.key) << 64 | b.seq_slot);
+    return (static_cast<TimerOrder>(a.key) << 64 | a.seq_slot) < (static_cast<TimerOrder>(b.key) << 64 | b.seq_slot);
 }
 
 /// An unsigned integer ordered as the (non-NaN) double `when` is; -0.0 and 0.0 map alike.
