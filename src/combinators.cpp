@@ -42,13 +42,20 @@ bool ManyCore::suspend(TaskBase* t, std::coroutine_handle<> h, std::optional<dou
     return true;
 }
 
-void ManyCore::complete() {
+void ManyCore::complete(bool by_child) {
     completed = true;
     if (timer_armed) {
         timer_armed = false;
         timer.cancel();
     }
-    if (suspended) task->wake();
+    if (!suspended) return;
+    // CPython: a child's done callback (one iteration after the child
+    // finished) completes the outer future, whose done callback wakes the
+    // task one iteration later; the timeout's call_later sets it directly.
+    if (by_child)
+        task->wake_after_hop();
+    else
+        task->wake();
 }
 
 void ManyCore::on_done(DoneNode* dn, FutureBase* f) {
@@ -64,17 +71,17 @@ void ManyCore::on_done(DoneNode* dn, FutureBase* f) {
         case Mode::kGather:
             if (f->cancelled() || f->exception_) {
                 c->failed = f;
-                c->complete();
+                c->complete(true);
                 return;
             }
             break;
         case Mode::kFirstCompleted:
-            c->complete();
+            c->complete(true);
             return;
         case Mode::kFirstException:
             if (!f->cancelled() && f->exception_) {
                 f->log_traceback_ = false;  // Python looked at f.exception()
-                c->complete();
+                c->complete(true);
                 return;
             }
             break;
@@ -82,7 +89,7 @@ void ManyCore::on_done(DoneNode* dn, FutureBase* f) {
         case Mode::kAllCompleted:
             break;
     }
-    if (c->remaining == 0) c->complete();
+    if (c->remaining == 0) c->complete(true);
 }
 
 bool ManyCore::on_cancel(Waiter* w, TaskBase* t, const std::string* msg) {
@@ -109,7 +116,7 @@ bool ManyCore::on_cancel(Waiter* w, TaskBase* t, const std::string* msg) {
 void ManyCore::on_timeout(void* self) {
     auto* c = static_cast<ManyCore*>(self);
     c->timer_armed = false;
-    if (!c->completed) c->complete();
+    if (!c->completed) c->complete(false);
 }
 
 void ManyCore::check_gather() {
@@ -190,13 +197,18 @@ std::size_t AsCompletedCore::take() {
     throw RuntimeError("as_completed(): more elements awaited than children");
 }
 
-void AsCompletedCore::wake_waiters() {
+void AsCompletedCore::wake_waiters(bool by_child) {
     while (waiters_head && available() > 0) {
         AsCompletedWaiter* w = waiters_head;
         unlink_waiter(w);
         w->woken = true;
         ++reserved;
-        w->task->wake();
+        // CPython: a child's done callback (one iteration later) puts it in
+        // a queue whose get() wakes the waiting task one iteration after.
+        if (by_child)
+            w->task->wake_after_hop();
+        else
+            w->task->wake();
     }
 }
 
@@ -222,7 +234,7 @@ void AsCompletedCore::on_done(DoneNode* dn, FutureBase*) {
         c->timer_armed = false;
         c->timer.cancel();
     }
-    if (c->waiters_head) c->wake_waiters();
+    if (c->waiters_head) c->wake_waiters(true);
 }
 
 void AsCompletedCore::on_timeout(void* self) {

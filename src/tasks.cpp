@@ -440,6 +440,10 @@ void TaskBase::run_step() { run_step_inline(); }
 
 void TaskBase::step_entry(void* storage) { static_cast<TaskBase*>(Callback::context_of(storage))->run_step_inline(); }
 
+void TaskBase::wake_after_hop() {
+    loop_->push_ready(Callback::raw([](void* storage) { static_cast<TaskBase*>(Callback::context_of(storage))->wake(); }, this));
+}
+
 void TaskBase::schedule_step_slow() { loop_->push_ready(Callback::raw(&step_entry, this)); }
 
 bool TaskBase::enter_step_slow() {
@@ -524,6 +528,10 @@ bool TaskBase::task_cancel(const std::string* msg) {
     ++num_cancels_requested_;
     if (waiter_ && waiter_->cancel(waiter_, this, msg)) return true;
     must_cancel_ = true;
+    // A cancellation already on its way to the coroutine (an interrupted
+    // wait) keeps its message, as CPython's __step keeps the CancelledError
+    // the awaited future raised.
+    if (throw_cancel_) return true;
     if (msg)
         extra().cancel_msg = *msg;
     else if (FutureExtra* x = find_extra())

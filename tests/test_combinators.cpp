@@ -68,6 +68,29 @@ TEST(Gather, ResultsInArgumentOrderForAMixOfAwaitables) {
     });
 }
 
+asyncio::Coro<int> log_start(Log* log, int v) {
+    log->push_back("start " + std::to_string(v) + " " + asyncio::current_task()->get_name());
+    co_return v;
+}
+
+// Python wraps the coroutines in tasks in argument order, so they start in
+// that order and are numbered in it. (g++ evaluates function arguments right
+// to left: the children must not be created as a call's arguments.)
+TEST(Gather, CoroutinesStartInArgumentOrder) {
+    Log log;
+    asyncio::testing::run_test([&]() -> asyncio::Coro<> {
+        co_await asyncio::gather(log_start(&log, 1), log_start(&log, 2), log_start(&log, 3));
+        co_await asyncio::gather(asyncio::return_exceptions, log_start(&log, 4), log_start(&log, 5));
+    });
+    ASSERT_EQ(log.size(), 5u);
+    for (std::size_t i = 0; i < log.size(); ++i) EXPECT_EQ(log[i].substr(0, 8), "start " + std::to_string(i + 1) + " ");
+    // Task-N names ascend with the arguments.
+    auto number = [](const std::string& line) { return std::stoi(line.substr(line.rfind('-') + 1)); };
+    EXPECT_EQ(number(log[1]), number(log[0]) + 1);
+    EXPECT_EQ(number(log[2]), number(log[1]) + 1);
+    EXPECT_EQ(number(log[4]), number(log[3]) + 1);
+}
+
 TEST(Gather, EmptyGatherCompletesAtOnce) {
     asyncio::testing::run_test([&]() -> asyncio::Coro<> {
         auto r = co_await asyncio::gather();
@@ -94,7 +117,7 @@ TEST(Gather, VectorGivesAVectorInOrder) {
 TEST(Gather, FirstExceptionPropagatesAndOthersKeepRunning) {
     Log log;
     asyncio::testing::run_test([&]() -> asyncio::Coro<> {
-        auto slow = asyncio::create_task(log_after(&log, "slow done", 3));
+        auto slow = asyncio::create_task(log_after(&log, "slow done", 6));
         bool raised = false;
         try {
             co_await asyncio::gather(fail_after(1, "boom"), slow);
@@ -207,6 +230,61 @@ TEST(Gather, CancelledGatherRaisesEvenIfChildrenSwallowIt) {
 }
 
 // ---- as_completed -------------------------------------------------------------------
+
+// ---- how many iterations a combinator's awaiter takes to wake ----------------------
+
+asyncio::Coro<> count_iterations(int* n) {
+    for (;;) {
+        ++*n;
+        co_await asyncio::sleep(0);
+    }
+}
+asyncio::Coro<> direct_awaiter(Log* log, const int* it, asyncio::Task<int> c) {
+    co_await c;
+    log->push_back("direct " + std::to_string(*it));
+}
+asyncio::Coro<> gather_awaiter(Log* log, const int* it, asyncio::Task<int> c) {
+    co_await asyncio::gather(c);
+    log->push_back("gather " + std::to_string(*it));
+}
+asyncio::Coro<> wait_awaiter(Log* log, const int* it, asyncio::Task<int> c) {
+    std::vector<asyncio::Task<int>> v{c};
+    co_await asyncio::wait(v);
+    log->push_back("wait " + std::to_string(*it));
+}
+asyncio::Coro<> as_completed_awaiter(Log* log, const int* it, asyncio::Task<int> c) {
+    std::vector<asyncio::Task<int>> v{c};
+    for (auto e : asyncio::as_completed(v)) co_await std::move(e);
+    log->push_back("as_completed " + std::to_string(*it));
+}
+
+// CPython wakes the awaiter of gather(), wait() and as_completed() through
+// an intermediate future: the child's done callback (one iteration after the
+// child finished) completes it, and its done callback wakes the task one
+// iteration later. A task awaiting the child directly wakes one iteration
+// after the child, so it runs first even when it started waiting later.
+// (This program's twin prints the same lines under Python 3.11 and 3.12.)
+TEST(Combinators, TheirAwaiterWakesTwoIterationsAfterTheChildLikePython) {
+    Log log;
+    asyncio::testing::run_test([&]() -> asyncio::Coro<> {
+        int it = 0;
+        auto counter = asyncio::create_task(count_iterations(&it));
+        for (int k = 0; k < 3; ++k) {
+            auto child = asyncio::create_task(value_after(1, 2));
+            auto a = k == 0   ? asyncio::create_task(gather_awaiter(&log, &it, child))
+                     : k == 1 ? asyncio::create_task(wait_awaiter(&log, &it, child))
+                              : asyncio::create_task(as_completed_awaiter(&log, &it, child));
+            auto d = asyncio::create_task(direct_awaiter(&log, &it, child));
+            co_await child;
+            log.push_back("child " + std::to_string(it));
+            co_await a;
+            co_await d;
+        }
+        counter.cancel();
+    });
+    EXPECT_EQ(log, (Log{"child 4", "direct 4", "gather 5", "child 10", "direct 10", "wait 11", "child 16",
+                        "direct 16", "as_completed 17"}));
+}
 
 TEST(AsCompleted, GivesResultsInCompletionOrder) {
     asyncio::testing::run_test([&]() -> asyncio::Coro<> {
@@ -703,6 +781,50 @@ TEST(Shield, GivesTheInnerOutcome) {
         auto done = asyncio::create_task(value_after(5, 0));
         co_await done;
         EXPECT_EQ(co_await asyncio::shield(done), 5);
+    });
+}
+
+asyncio::Coro<int> await_shielded_future(asyncio::Future<int> inner) { co_return co_await asyncio::shield(inner); }
+
+// CPython 3.12's shield: once the outer future is cancelled, the inner's
+// done callback is removed (_outer_done_callback), so an exception the inner
+// work ends with later is nobody's and gets reported. Only an inner that was
+// already done when the outer's callback ran is marked retrieved.
+TEST(Shield, AnInnerErrorAfterTheOuterWasCancelledIsReportedAsNeverRetrieved) {
+    std::vector<std::string> reports;
+    asyncio::testing::run_test([&]() -> asyncio::Coro<> {
+        auto& loop = asyncio::get_running_loop();
+        loop.set_exception_handler(
+            [&reports](asyncio::EventLoop&, const asyncio::ExceptionContext& c) { reports.push_back(c.message); });
+        {
+            auto inner = loop.create_future<int>();
+            auto outer = asyncio::create_task(await_shielded_future(inner));
+            co_await asyncio::sleep(0);
+            outer.cancel();
+            EXPECT_THROW(co_await outer, asyncio::CancelledError);
+            inner.set_exception(std::make_exception_ptr(std::runtime_error("late")));
+        }  // inner dropped with its exception unseen
+        co_await asyncio::sleep(0);  // its done callback (a no-op now) held it until then
+        EXPECT_EQ(reports, (std::vector<std::string>{"Future exception was never retrieved"}));
+        reports.clear();
+        {
+            auto inner = loop.create_future<int>();
+            auto outer = asyncio::shield(inner);
+            outer.cancel();
+            // Done before the outer's callback runs: the inner's callback
+            // still comes, sees the outer cancelled and marks it retrieved.
+            inner.set_exception(std::make_exception_ptr(std::runtime_error("early")));
+            co_await asyncio::sleep(0);
+            co_await asyncio::sleep(0);
+        }
+        EXPECT_TRUE(reports.empty());
+        // shield(coro): the inner task fails after the awaiting task was cancelled.
+        auto outer = asyncio::create_task([]() -> asyncio::Coro<int> { co_return co_await asyncio::shield(fail_after(3, "late")); }());
+        co_await asyncio::sleep(0);
+        outer.cancel();
+        EXPECT_THROW(co_await outer, asyncio::CancelledError);
+        for (int i = 0; i < 5; ++i) co_await asyncio::sleep(0);
+        EXPECT_EQ(reports, (std::vector<std::string>{"Task exception was never retrieved"}));
     });
 }
 

@@ -65,6 +65,19 @@ Coro<int> nested_run() {
 
 TEST(Run, ReturnsTheValue) { EXPECT_EQ(asyncio::run(answer()), 42); }
 
+// Python's sleep(), Queue.get(), ... are coroutines, so asyncio.run() and
+// run_until_complete() take them; here they are awaiters, taken the same way.
+TEST(Run, TakesAnyAwaitable) {
+    EXPECT_EQ(asyncio::run(asyncio::sleep(0, 7)), 7);
+    EXPECT_EQ(asyncio::run(asyncio::sleep(0.0, std::string("debug")), false), "debug");
+    asyncio::EventLoop loop;
+    EXPECT_EQ(loop.run_until_complete(asyncio::sleep(0, 3)), 3);
+    asyncio::Queue<int> q;
+    q.put_nowait(11);
+    EXPECT_EQ(loop.run_until_complete(q.get()), 11);
+    loop.close();
+}
+
 TEST(Run, VoidMain) {
     bool ran = false;
     asyncio::run([](bool* r) -> Coro<> {

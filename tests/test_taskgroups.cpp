@@ -51,6 +51,25 @@ asyncio::Coro<> failing_body(asyncio::TaskGroup* tg, Log* log) {
     co_await sleep_long(log, "body");
 }
 
+asyncio::Coro<int> spawn_awaitables(asyncio::TaskGroup& tg, asyncio::Queue<int>& q) {
+    auto slept = tg.create_task(asyncio::sleep(0, 4));
+    auto got = tg.create_task(q.get(), "getter");
+    EXPECT_EQ(got.get_name(), "getter");
+    q.put_nowait(6);
+    co_return co_await slept + co_await got;
+}
+
+// tg.create_task(asyncio.sleep(1)) and the like: any awaitable becomes a child.
+TEST(TaskGroup, CreateTaskTakesAnyAwaitable) {
+    asyncio::testing::run_test([]() -> asyncio::Coro<> {
+        asyncio::Queue<int> q;
+        asyncio::TaskGroup tg;
+        EXPECT_EQ(co_await tg.run(spawn_awaitables(tg, q)), 10);
+        auto& loop = asyncio::get_running_loop();
+        EXPECT_EQ(co_await loop.create_task(asyncio::sleep(0, 2)), 2);
+    });
+}
+
 TEST(TaskGroup, ChildFailureCancelsSiblingsAndBody) {
     Log log;
     asyncio::testing::run_test([&]() -> asyncio::Coro<> {

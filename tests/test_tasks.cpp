@@ -382,6 +382,66 @@ TEST(TaskCancel, BeforeTheFirstStepTheBodyNeverRuns) {
     });
 }
 
+Coro<> await_int_future(Log* log, asyncio::Future<int> f) {
+    try {
+        co_await f;
+    } catch (const CancelledError& e) {
+        log->push_back(std::string("cancelled: ") + e.what());
+        throw;
+    }
+}
+
+// CPython's Task.__step keeps the CancelledError the interrupted wait raises;
+// a later cancel() only sets _must_cancel, whose message is used when the
+// step has no CancelledError of its own.
+TEST(TaskCancel, ALaterCancelKeepsTheMessageOfTheOneAlreadyDelivered) {
+    run_test([]() -> Coro<> {
+        Log log;
+        auto a = asyncio::create_task(sleeper(&log, "a"));
+        auto b = asyncio::create_task(sleeper(&log, "b"));
+        co_await asyncio::sleep(0);
+        EXPECT_TRUE(a.cancel("first"));
+        EXPECT_TRUE(a.cancel("second"));  // still pending: counted, message kept
+        EXPECT_EQ(a.cancelling(), 2);
+        EXPECT_TRUE(b.cancel("first"));
+        EXPECT_TRUE(b.cancel());  // no message does not clear it either
+        try {
+            co_await a;
+            ADD_FAILURE() << "no exception";
+        } catch (const CancelledError& e) {
+            EXPECT_STREQ(e.what(), "first");
+        }
+        try {
+            co_await b;
+            ADD_FAILURE() << "no exception";
+        } catch (const CancelledError& e) {
+            EXPECT_STREQ(e.what(), "first");
+        }
+        // The awaited future was cancelled first: its CancelledError wins
+        // over the task's own later cancel().
+        auto f = asyncio::get_running_loop().create_future<int>();
+        auto c = asyncio::create_task(await_int_future(&log, f));
+        co_await asyncio::sleep(0);
+        f.cancel("future's");
+        EXPECT_TRUE(c.cancel("task's"));
+        try {
+            co_await c;
+            ADD_FAILURE() << "no exception";
+        } catch (const CancelledError& e) {
+            EXPECT_STREQ(e.what(), "future's");
+        }
+        // The future finished with a value: the task's cancel() raises its own.
+        auto g = asyncio::get_running_loop().create_future<int>();
+        auto d = asyncio::create_task(await_int_future(&log, g));
+        co_await asyncio::sleep(0);
+        g.set_result(1);
+        EXPECT_TRUE(d.cancel("task's"));
+        EXPECT_THROW(co_await d, CancelledError);
+        EXPECT_EQ(log, (Log{"a start", "b start", "a cancelled: first", "b cancelled: first", "cancelled: future's",
+                            "cancelled: task's"}));
+    });
+}
+
 TEST(TaskCancel, CancelledTaskResultAndExceptionRaiseCancelledError) {
     run_test([]() -> Coro<> {
         Log log;

@@ -46,6 +46,27 @@ TEST(Timeout, DeadlineRaisesTimeoutErrorAndMarksExpired) {
     EXPECT_EQ(log, Log{"cancelled"});
 }
 
+// `async with timeout(d): await q.get()` and the like: run() takes any
+// awaitable, not only a Coro.
+TEST(Timeout, RunTakesAnyAwaitable) {
+    asyncio::testing::run_test([]() -> asyncio::Coro<> {
+        asyncio::Queue<int> q;
+        auto get_scope = asyncio::timeout(0.001);
+        EXPECT_THROW(co_await get_scope.run(q.get()), asyncio::TimeoutError);
+        EXPECT_TRUE(get_scope.expired());
+        q.put_nowait(5);
+        auto got = asyncio::timeout(3600.0);
+        EXPECT_EQ(co_await got.run(q.get()), 5);
+        auto slept = asyncio::timeout(3600.0);
+        EXPECT_EQ(co_await slept.run(asyncio::sleep(0, 9)), 9);
+        auto t = asyncio::create_task(asyncio::sleep(3600.0, 1));
+        auto task_scope = asyncio::timeout(0.001);
+        EXPECT_THROW(co_await task_scope.run(t), asyncio::TimeoutError);
+        co_await asyncio::sleep(0);
+        EXPECT_TRUE(t.cancelled());  // awaiting a task in the scope: the timeout cancels it
+    });
+}
+
 TEST(Timeout, BodyInTimeGivesItsResult) {
     asyncio::testing::run_test([&]() -> asyncio::Coro<> {
         auto cm = asyncio::timeout(std::chrono::seconds(3600));

@@ -38,10 +38,15 @@ template <class T>
 T run(Coro<T> main, bool debug) {
     return run(std::move(main), std::optional<bool>(debug));
 }
-/// A lazy awaitable that converts to a Coro (wait_for()'s result).
-template <detail::coro_convertible C>
-auto run(C main, std::optional<bool> debug = std::nullopt) {
-    return run(detail::coro_of_t<C>(std::move(main)), debug);
+/// Any other awaitable (`run(asyncio::sleep(1))`, a lazy awaitable such as
+/// wait_for()'s result, ...) runs in a coroutine.
+template <detail::other_awaitable Aw>
+auto run(Aw main, std::optional<bool> debug = std::nullopt) {
+    return run(detail::as_coro(std::move(main)), debug);
+}
+template <detail::other_awaitable Aw>
+auto run(Aw main, bool debug) {
+    return run(detail::as_coro(std::move(main)), std::optional<bool>(debug));
 }
 
 }  // namespace asyncio

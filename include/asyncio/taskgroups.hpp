@@ -46,9 +46,11 @@ public:
     ///   task (cancelling()), also through nested groups (gh-116720).
     template <class T>
     Coro<T> run(Coro<T> body);
-    template <detail::coro_convertible C>
-    auto run(C body) {
-        return run(detail::coro_of_t<C>(std::move(body)));
+    /// Any other awaitable (`cm.run(queue.get())`, `cm.run(task)`, a lazy
+    /// awaitable, ...) runs in a coroutine, as `await` inside the block would.
+    template <detail::other_awaitable Aw>
+    auto run(Aw body) {
+        return run(detail::as_coro(std::move(body)));
     }
 
     /// Python's TaskGroup.create_task(): schedule `coro` as a child task.
@@ -71,10 +73,11 @@ public:
         adopt(t);
         return t;
     }
-    /// A lazy awaitable that converts to a Coro (wait_for()'s result).
-    template <detail::coro_convertible C, class... Name>
-    auto create_task(C c, Name... name) {  // (c) or (c, name)
-        return create_task(detail::coro_of_t<C>(std::move(c)), std::move(name)...);
+    /// Any other awaitable (sleep(), queue.get(), a lazy awaitable such as
+    /// wait_for()'s result, ...) runs in a coroutine.
+    template <detail::other_awaitable Aw, class... Name>
+    auto create_task(Aw aw, Name... name) {  // (aw) or (aw, name)
+        return create_task(detail::as_coro(std::move(aw)), std::move(name)...);
     }
 
     // ---- internal ---------------------------------------------------------

@@ -92,7 +92,7 @@ struct ManyCore : Waiter {
     /// waits for get a node that marks their exception retrieved).
     void release() noexcept;
 
-    void complete();
+    void complete(bool by_child);
     static void on_done(DoneNode* n, FutureBase* f);
     static bool on_cancel(Waiter* w, TaskBase* t, const std::string* msg);
     static void on_timeout(void* self);
@@ -263,8 +263,11 @@ auto children_of(std::vector<H> v) {
 template <class... A>
     requires(!(std::is_same_v<std::remove_cvref_t<A>, ReturnExceptions> || ...))
 auto gather(A&&... aws) {
-    return detail::GatherAwaiter<false, decltype(detail::make_child(std::forward<A>(aws)))...>(
-        detail::make_child(std::forward<A>(aws))...);
+    // Braces: the children are created (their tasks scheduled) in argument
+    // order; a parenthesised call leaves the order to the compiler (g++:
+    // right to left).
+    return detail::GatherAwaiter<false, decltype(detail::make_child(std::forward<A>(aws)))...>{
+        detail::make_child(std::forward<A>(aws))...};
 }
 
 /// gather(return_exceptions, aws...): Python's return_exceptions=True. Each
@@ -274,8 +277,9 @@ auto gather(A&&... aws) {
 ///   CancelledError (bpo-32684).
 template <class... A>
 auto gather(ReturnExceptions, A&&... aws) {
-    return detail::GatherAwaiter<true, decltype(detail::make_child(std::forward<A>(aws)))...>(
-        detail::make_child(std::forward<A>(aws))...);
+    // Braces: argument order, as above.
+    return detail::GatherAwaiter<true, decltype(detail::make_child(std::forward<A>(aws)))...>{
+        detail::make_child(std::forward<A>(aws))...};
 }
 
 /// gather over a std::vector of Task<T>, Future<T> or Coro<T>: gives a
@@ -436,7 +440,7 @@ struct AsCompletedCore {
     }
     /// Give out the next item: the child's index, or raise TimeoutError.
     std::size_t take();
-    void wake_waiters();
+    void wake_waiters(bool by_child = false);
     void unlink_waiter(AsCompletedWaiter* w) noexcept;
     /// Stop tracking the children (before they are released).
     void unlink_all() noexcept;
@@ -602,32 +606,71 @@ auto as_completed(std::vector<H> aws, detail::OptDelay timeout = std::nullopt) {
 // ---- shield -------------------------------------------------------------------
 
 namespace detail {
+template <class T, class H>
+void copy_shielded_outcome(Future<T>& out, const H& in) {
+    FutureBase* f = in.base();
+    if (f->cancelled()) {
+        out.cancel();
+    } else if (std::exception_ptr e = f->checked_exception("Result is not set.")) {
+        out.set_exception(e);
+    } else if constexpr (std::is_void_v<T>) {
+        out.set_result();
+    } else {
+        out.set_result(in.await_result());
+    }
+}
+
+/// What shield()'s two done callbacks share: the inner future while its
+/// callback is registered, and whether the outer's callback took the inner
+/// one back (CPython's inner.remove_done_callback(_inner_done_callback)).
+struct ShieldLink {
+    FutureBase* inner;
+    bool detached = false;
+};
+
+/// The inner future's done callback (CPython's _inner_done_callback). It
+/// holds the outer future; the outer's callback holds only the link, so the
+/// two futures do not keep each other alive.
+template <class T, class H>
+class ShieldInnerDone {
+public:
+    ShieldInnerDone(Future<T> outer, std::shared_ptr<ShieldLink> link) : outer_(std::move(outer)), link_(std::move(link)) {}
+    ShieldInnerDone(ShieldInnerDone&& o) noexcept = default;
+    ShieldInnerDone(const ShieldInnerDone&) = delete;
+    ShieldInnerDone& operator=(const ShieldInnerDone&) = delete;
+    ShieldInnerDone& operator=(ShieldInnerDone&&) = delete;
+    ~ShieldInnerDone() {
+        if (link_) link_->inner = nullptr;  // run, or the inner future is gone
+    }
+    void operator()(H& in) {
+        if (link_->detached) return;
+        if (outer_.cancelled()) {
+            if (!in.cancelled()) in.base()->log_traceback_ = false;  // mark retrieved
+            return;
+        }
+        copy_shielded_outcome(outer_, in);
+    }
+
+private:
+    Future<T> outer_;
+    std::shared_ptr<ShieldLink> link_;
+};
+
 template <class H>
 Future<handle_value_t<H>> shield_handle(H inner) {
     using T = handle_value_t<H>;
     Future<T> outer(inner.base()->loop());
-    auto copy_outcome = [](Future<T>& out, const H& in) {
-        FutureBase* f = in.base();
-        if (f->cancelled()) {
-            out.cancel();
-        } else if (std::exception_ptr e = f->checked_exception("Result is not set.")) {
-            out.set_exception(e);
-        } else if constexpr (std::is_void_v<T>) {
-            out.set_result();
-        } else {
-            out.set_result(in.await_result());
-        }
-    };
     if (inner.done()) {
-        copy_outcome(outer, inner);
+        copy_shielded_outcome(outer, inner);
         return outer;
     }
-    inner.add_done_callback([outer, copy_outcome](H& in) mutable {
-        if (outer.cancelled()) {
-            if (!in.cancelled()) in.base()->log_traceback_ = false;  // mark retrieved
-            return;
-        }
-        copy_outcome(outer, in);
+    auto link = std::make_shared<ShieldLink>(ShieldLink{inner.base()});
+    inner.add_done_callback(ShieldInnerDone<T, H>(outer, link));
+    // CPython's _outer_done_callback: once the outer future is done (it was
+    // cancelled) while the inner work still runs, the inner's outcome is
+    // nobody's: an exception it ends with is reported as never retrieved.
+    outer.add_done_callback([link](Future<T>&) {
+        if (link->inner && !link->inner->done()) link->detached = true;
     });
     return outer;
 }
@@ -638,7 +681,8 @@ Future<handle_value_t<H>> shield_handle(H inner) {
 ///
 /// Cancellation: cancelling the awaiting task (or the returned future)
 ///   raises CancelledError in the awaiting task; the inner work goes on and
-///   its later result or exception is dropped (marked retrieved).
+///   its later result is dropped; an exception it ends with is reported
+///   ("Task exception was never retrieved"), as in Python 3.12.
 template <class A>
 auto shield(A&& aw) {
     return detail::shield_handle(detail::make_child(std::forward<A>(aw)));

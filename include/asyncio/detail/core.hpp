@@ -346,6 +346,11 @@ struct TaskBase : FutureBase {
         waiter_ = nullptr;
         schedule_step();
     }
+    /// wake() one iteration later: where CPython's wake-up goes through an
+    /// intermediate future's done callback (gather, wait, as_completed).
+    /// Until then the task stays suspended on its waiter_, whose cancel()
+    /// must refuse (the wait is over), so a cancel() sets must_cancel_.
+    void wake_after_hop();
 
     std::string get_name() const;
     void set_name(std::string name);

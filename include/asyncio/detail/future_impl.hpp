@@ -180,7 +180,14 @@ public:
         task_->suspend_on(h, this);
     }
     decltype(auto) await_resume() {
-        if (task_) task_->check_cancel();
+        if (task_ && task_->throw_cancel_) [[unlikely]] {
+            // A cancel() that found the awaited future already done (set
+            // must_cancel_): when that future was itself cancelled, its own
+            // CancelledError is what the task sees (CPython's __step keeps
+            // an exception that already is a CancelledError).
+            if (!h_.raw()->cancelled()) task_->raise_cancel();
+            task_->throw_cancel_ = false;
+        }
         return h_.await_result();
     }
 

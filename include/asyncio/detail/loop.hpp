@@ -41,6 +41,26 @@ concept coro_convertible = requires { typename C::value_type; } &&
                            std::is_convertible_v<C, Coro<typename C::value_type>>;
 template <class C>
 using coro_of_t = Coro<typename C::value_type>;
+/// Something `co_await` accepts: an awaiter, or a type with operator co_await.
+template <class Aw>
+concept awaitable = requires(Aw&& a) { std::forward<Aw>(a).operator co_await().await_resume(); } ||
+                    requires(Aw&& a) {
+                        a.await_ready();
+                        a.await_resume();
+                    };
+template <class T>
+inline constexpr bool is_coro_object_v = false;
+template <class T>
+inline constexpr bool is_coro_object_v<Coro<T>> = true;
+/// An awaitable that is not a Coro (the overloads taking a Coro<T> take those).
+template <class Aw>
+concept other_awaitable = !is_coro_object_v<Aw> && awaitable<Aw>;
+/// Any awaitable as a Coro: a Coro itself, a lazy awaitable's own coroutine,
+/// or a coroutine that awaits it (task_impl.hpp). Python's sleep(),
+/// Queue.get(), Event.wait(), ... are coroutines; here they are awaiters,
+/// and the functions that take a coroutine take them through this.
+template <class Aw>
+auto as_coro(Aw aw);
 
 template <class Rep, class Period>
 double to_seconds(std::chrono::duration<Rep, Period> d) {
@@ -264,9 +284,10 @@ public:
     template <class T> T run_until_complete(Coro<T> coro);
     template <class T> T run_until_complete(Task<T> task);
     template <class T> T run_until_complete(Future<T> fut);
-    template <detail::coro_convertible C>
-    auto run_until_complete(C c) {
-        return run_until_complete(detail::coro_of_t<C>(std::move(c)));
+    /// Any other awaitable (sleep(), a lazy awaitable, ...) runs in a coroutine.
+    template <detail::other_awaitable Aw>
+    auto run_until_complete(Aw aw) {
+        return run_until_complete(detail::as_coro(std::move(aw)));
     }
     /// Run until stop() is called.
     void run_forever();
@@ -371,9 +392,10 @@ public:
     /// Schedule the coroutine as a Task (Python's loop.create_task).
     template <class T> Task<T> create_task(Coro<T> coro);
     template <class T> Task<T> create_task(Coro<T> coro, std::string name);
-    template <detail::coro_convertible C, class... Name>
-    auto create_task(C c, Name... name) {  // (c) or (c, name)
-        return create_task(detail::coro_of_t<C>(std::move(c)), std::move(name)...);
+    /// Any other awaitable (sleep(), a lazy awaitable, ...) runs in a coroutine.
+    template <detail::other_awaitable Aw, class... Name>
+    auto create_task(Aw aw, Name... name) {  // (aw) or (aw, name)
+        return create_task(detail::as_coro(std::move(aw)), std::move(name)...);
     }
     /// A new pending Future bound to this loop.
     template <class T = void> Future<T> create_future();

@@ -333,6 +333,16 @@ Coro<R> wrap_awaitable(Aw aw) {
         co_return co_await std::move(aw);
     }
 }
+
+template <class Aw>
+auto as_coro(Aw aw) {
+    if constexpr (is_coro<Aw>::value)
+        return aw;
+    else if constexpr (coro_convertible<Aw>)
+        return coro_of_t<Aw>(std::move(aw));  // its own coroutine, not a wrapper
+    else
+        return wrap_awaitable<awaitable_result_t<Aw>>(std::move(aw));
+}
 }  // namespace detail
 
 template <class T>

@@ -74,9 +74,11 @@ public:
     ///   deadline also passed.
     template <class T>
     Coro<T> run(Coro<T> body);
-    template <detail::coro_convertible C>
-    auto run(C body) {
-        return run(detail::coro_of_t<C>(std::move(body)));
+    /// Any other awaitable (`cm.run(queue.get())`, `cm.run(task)`, a lazy
+    /// awaitable, ...) runs in a coroutine, as `await` inside the block would.
+    template <detail::other_awaitable Aw>
+    auto run(Aw body) {
+        return run(detail::as_coro(std::move(body)));
     }
 
     // ---- internal (the __aenter__/__aexit__ halves) ----------------------
