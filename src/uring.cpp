@@ -181,8 +181,11 @@ void EventLoop::poll_uring(int timeout_ms) {
     if (epoll_hot_) {
         out = collect_epoll(0, out);
         epoll_done = true;
-        if (out != first) {
-            timeout_ms = 0;  // events to run: do not wait
+        // Events to run, or tasks it woke (a descriptor's waiter is woken
+        // directly, with no run in out): do not wait. The ring's poll will
+        // not report what this collection already took.
+        if (out != first || !ready_.empty()) {
+            timeout_ms = 0;
         } else {
             epoll_hot_ = false;  // drained: the ring's poll reports the next ones
         }

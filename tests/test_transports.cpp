@@ -1072,6 +1072,41 @@ TEST(TransportsUringSends, WritesWaitForTheRingAndArriveInOrder) {
     EXPECT_EQ(resumes, pauses);
 }
 
+// A task waiting on a descriptor (sock_recv) is woken directly by the
+// loop's pass over epoll, with nothing else to run. That pass used to let
+// the poll step go on to wait in the ring, whose poll on epoll does not
+// report what the pass already took: the task stayed ready and the loop
+// slept, with megabytes still to move (found with batched sends on, where
+// a big write and the reader share the loop; the pass is the same without).
+TEST(TransportsUringSends, ADescriptorWaiterWokenByTheEpollPassIsNotLeftWaiting) {
+    std::size_t got = 0;
+    const std::size_t total = 5'000'000;
+    run_test([&]() -> Coro<> {
+        auto& loop = asyncio::get_running_loop();
+        loop.set_uring_sends(true);
+        asyncio::Socket listener(AF_INET, SOCK_STREAM);
+        listener.bind(asyncio::SockAddr::from_ip("127.0.0.1", 0));
+        listener.listen();
+        listener.setblocking(false);
+        auto [t, c] = co_await asyncio::create_connection([] { return std::make_shared<Collector>(); }, "127.0.0.1",
+                                                          listener.getsockname().port());
+        auto [peer, addr] = co_await loop.sock_accept(listener.fileno());
+        t->write(std::string(total, 'A'));
+        t->close();
+        auto receive_all = [](asyncio::EventLoop* l, int fd, std::size_t* n) -> Coro<> {
+            for (;;) {
+                std::string chunk = co_await l->sock_recv(fd, 65536);
+                if (chunk.empty()) co_return;
+                *n += chunk.size();
+            }
+        };
+        // A hang fails here (TimeoutError) rather than stalling the suite.
+        co_await asyncio::wait_for(receive_all(&loop, peer.fileno(), &got), 30.0);
+        co_await wait_done(c);
+    });
+    EXPECT_EQ(got, total);
+}
+
 // close() with sends queued or in flight sends everything first, then the
 // transport closes (connection_lost once, the peer sees all and EOF).
 TEST(TransportsUringSends, CloseWaitsForQueuedSends) {
