@@ -851,6 +851,11 @@ detail::IoRun* EventLoop::collect_epoll(int timeout_ms, detail::IoRun* out) {
     return out;
 }
 
+void EventLoop::check_callable_use_slow() const {
+    if (closed_) throw RuntimeError("Event loop is closed");  // Python's _check_closed(), first
+    if (debug_) check_thread();
+}
+
 void EventLoop::run_timed(Callback& cb) {
     slow_reported_ = false;
     double t0 = time();

@@ -3,7 +3,7 @@
 // Spec: CPython 3.12 Lib/test/test_asyncio/test_base_events.py and test_events.py.
 #include <gtest/gtest.h>
 
-#include <asyncio/asyncio.hpp>
+#include <asyncio/events.hpp>  // the module alone: what events.hpp declares must work with it
 
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -650,8 +650,21 @@ TEST(Close, ClosedLoopRefusesWork) {
     loop.close();  // idempotent
     EXPECT_EQ(runs, 0);  // pending callbacks are dropped
     EXPECT_THROW(loop.run_forever(), asyncio::RuntimeError);
+    EXPECT_THROW(loop.call_soon([] {}), asyncio::RuntimeError);
     EXPECT_THROW(loop.call_later(1.0, [] {}), asyncio::RuntimeError);
+    EXPECT_THROW(loop.call_at(0.0, [] {}), asyncio::RuntimeError);
     EXPECT_THROW(loop.call_soon_threadsafe([] {}), asyncio::RuntimeError);
+}
+
+int times_three(int x) { return 3 * x; }
+
+// loop.run_in_executor is a member of the loop: this file includes only
+// <asyncio/events.hpp>, and it must compile and run from there.
+TEST(Executor, RunInExecutorWorksWithEventsHppAlone) {
+    EventLoop loop;
+    asyncio::Future<int> f = loop.run_in_executor(nullptr, times_three, 14);
+    EXPECT_EQ(loop.run_until_complete(f), 42);
+    loop.close();
 }
 
 asyncio::Coro<int> forty_two() { co_return 42; }

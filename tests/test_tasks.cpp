@@ -6,8 +6,10 @@
 #include <asyncio/asyncio.hpp>
 
 #include <chrono>
+#include <set>
 #include <stdexcept>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "support/run_test.hpp"
@@ -581,6 +583,32 @@ TEST(TaskCancel, CancelNestedCoroutineRaisesAtTheInnermostAwait) {
 }
 
 // ---- current_task / all_tasks --------------------------------------------------
+
+// The Python docs' idiom: keep references in a set, discard them when done.
+TEST(TaskHandles, GoInSetsByIdentity) {
+    run_test([]() -> Coro<> {
+        std::unordered_set<Task<int>> background;
+        std::set<Task<int>> ordered;
+        for (int i = 0; i < 3; ++i) {
+            auto t = asyncio::create_task(value_after_yield(i));
+            background.insert(t);
+            background.insert(t);  // the same task: one element
+            ordered.insert(t);
+            t.add_done_callback([&background](Task<int>& done) { background.erase(done); });
+        }
+        EXPECT_EQ(background.size(), 3u);
+        EXPECT_EQ(ordered.size(), 3u);
+        std::unordered_set<AnyTask> all;
+        for (auto& t : asyncio::all_tasks()) all.insert(t);
+        all.insert(asyncio::current_task());
+        EXPECT_EQ(all.size(), 4u);  // the three and this one
+        std::unordered_set<asyncio::Future<>> futures{asyncio::get_running_loop().create_future<>()};
+        EXPECT_EQ(futures.size(), 1u);
+        for (const auto& t : ordered) co_await t;
+        co_await asyncio::sleep(0);  // the done callbacks
+        EXPECT_TRUE(background.empty());
+    });
+}
 
 TEST(CurrentTask, IsTheRunningTask) {
     run_test([]() -> Coro<> {

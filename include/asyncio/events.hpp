@@ -5,3 +5,5 @@
 #include "asyncio/detail/loop.hpp"
 #include "asyncio/detail/future_impl.hpp"
 #include "asyncio/detail/task_impl.hpp"
+
+#include "asyncio/threads.hpp"  // run_in_executor, a member declared above, is defined there

@@ -56,10 +56,15 @@ file(MAKE_DIRECTORY "${WORK_DIR}")
 
 # 1. Build and install the library alone (no tests, no examples).
 step("configure library" ${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${WORK_DIR}/library ${common}
-  -DCMAKE_INSTALL_PREFIX=${prefix} -DBUILD_TESTING=OFF -DASYNCIO_BUILD_EXAMPLES=OFF
+  -DCMAKE_INSTALL_PREFIX=${WORK_DIR}/configured-prefix -DBUILD_TESTING=OFF -DASYNCIO_BUILD_EXAMPLES=OFF
   -DASYNCIO_BUILD_BENCH=OFF -DASYNCIO_WERROR=${WERROR})
 step("build library" ${CMAKE_COMMAND} --build ${WORK_DIR}/library -j ${jobs})
-step("install library" ${CMAKE_COMMAND} --install ${WORK_DIR}/library)
+# Installed elsewhere than configured (cmake --install --prefix): the
+# package files must not depend on the configured prefix.
+step("install library" ${CMAKE_COMMAND} --install ${WORK_DIR}/library --prefix ${prefix})
+if(EXISTS "${WORK_DIR}/configured-prefix")
+  message(FATAL_ERROR "packaging: install wrote to the configured prefix")
+endif()
 
 # 2. find_package(asyncio CONFIG REQUIRED) against the prefix.
 step("configure find_package consumer" ${CMAKE_COMMAND} -S ${consumers}/find_package

@@ -1,9 +1,11 @@
 // Internal: Future<T> (public through <asyncio/futures.hpp>).
 #pragma once
 
+#include <compare>
 #include <coroutine>
 #include <cstddef>
 #include <exception>
+#include <functional>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -87,6 +89,11 @@ public:
 
     explicit operator bool() const noexcept { return p_ != nullptr; }
     friend bool operator==(const FutureRef& a, const FutureRef& b) noexcept { return a.p_ == b.p_; }
+    /// An order by identity, so handles go in std::set / std::map (std::hash
+    /// is specialised too: Python's `background_tasks = set()`).
+    friend std::strong_ordering operator<=>(const FutureRef& a, const FutureRef& b) noexcept {
+        return std::compare_three_way{}(a.p_, b.p_);
+    }
 
     FutureBase* base() const {
         if (!p_) throw InvalidStateError("empty future or task handle");
@@ -308,3 +315,9 @@ Future<T> EventLoop::create_future() {
 }
 
 }  // namespace asyncio
+
+/// Future handles hash by identity, as Python's futures do.
+template <class T>
+struct std::hash<asyncio::Future<T>> {
+    std::size_t operator()(const asyncio::Future<T>& f) const noexcept { return std::hash<const void*>{}(f.raw()); }
+};

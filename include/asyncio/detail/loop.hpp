@@ -502,9 +502,11 @@ public:
     bool cancel_ready(std::uint64_t pos) noexcept { return ready_.cancel(pos); }
     /// Debug mode: RuntimeError if called from a thread other than the running loop's.
     void check_thread() const;
+    /// call_soon/call_at: RuntimeError on a closed loop; in debug mode, from another thread.
     void check_callable_use() const {
-        if (debug_) check_thread();
+        if (debug_ || closed_) [[unlikely]] check_callable_use_slow();
     }
+    [[gnu::noinline]] void check_callable_use_slow() const;
     std::vector<detail::TaskBase*> pending_tasks() const;
     void attach_io_waiter(detail::IoWaiter* w);
     bool detach_io_waiter(detail::IoWaiter* w) noexcept;

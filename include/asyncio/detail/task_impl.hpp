@@ -516,3 +516,13 @@ T EventLoop::run_until_complete(Coro<T> coro) {
 }
 
 }  // namespace asyncio
+
+/// Task handles hash by identity, as Python's tasks do.
+template <class T>
+struct std::hash<asyncio::Task<T>> {
+    std::size_t operator()(const asyncio::Task<T>& t) const noexcept { return std::hash<const void*>{}(t.raw()); }
+};
+template <>
+struct std::hash<asyncio::AnyTask> {
+    std::size_t operator()(const asyncio::AnyTask& t) const noexcept { return std::hash<const void*>{}(t.raw()); }
+};
