@@ -225,6 +225,7 @@ EventLoop::EventLoop()
     }
     debug_ = env_flag("ASYNCIO_DEBUG");
     uring_sends_ = env_flag("ASYNCIO_URING_SENDS");
+    open_uring();  // src/uring.cpp
     heap_.reserve(64);
     timespec res{};
     if (::clock_getres(CLOCK_MONOTONIC_COARSE, &res) == 0)
@@ -823,7 +824,7 @@ void EventLoop::run_forever() {
 // the collection: data.ptr is the entry the event is for (entries live as
 // long as the loop; the wake-up eventfd's is g_wake_entry).
 void EventLoop::poll_io(int timeout_ms) {
-    if (uring_) {
+    if (uring_in_use_) {
         poll_uring(timeout_ms);  // src/uring.cpp
         return;
     }

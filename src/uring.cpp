@@ -61,7 +61,7 @@ std::unique_ptr<Uring> Uring::create(int epfd) {
     for (unsigned i = 0; i < kBufCount; ++i) u->give_back(i);
     u->live.prev = u->live.next = &u->live;
     u->starved.prev = u->starved.next = &u->starved;
-    u->arm_epoll_poll();
+    // The poll on epfd is armed by the first poll step that uses the ring.
     return u;
 }
 
@@ -119,14 +119,28 @@ using detail::IoRun;
 using detail::Uring;
 using detail::UringOp;
 
+// At construction, so the ring's descriptor exists for the loop's whole
+// life, as epoll's and the eventfd's do (a test counting descriptors inside
+// a coroutine sees no change across its first connection). It stays idle,
+// and the loop polls epoll directly, until the first receive is armed.
+void EventLoop::open_uring() noexcept {
+    uring_state_ = 2;
+    if (!detail::uring_wanted()) return;
+    try {
+        uring_ = Uring::create(epfd_);
+    } catch (...) {  // out of memory: epoll only
+        return;
+    }
+    if (uring_) uring_state_ = 3;
+}
+
 bool EventLoop::uring_recv(int fd, UringOp* op) {
     if (uring_state_ != 1) [[unlikely]] {
-        if (uring_state_ == 2) return false;
-        uring_state_ = 2;
-        if (!detail::uring_wanted()) return false;
-        uring_ = Uring::create(epfd_);
-        if (!uring_) return false;
+        if (uring_state_ != 3) return false;
+        // The first receive: the poll step moves to the ring from now on
+        // (epoll's events then come through the ring's poll on epfd).
         uring_state_ = 1;
+        uring_in_use_ = true;
         epoll_hot_ = true;
     }
     op->fd = fd;
@@ -136,7 +150,7 @@ bool EventLoop::uring_recv(int fd, UringOp* op) {
 }
 
 bool EventLoop::uring_send(int fd, const char* data, std::size_t n, UringOp* op) {
-    if (!uring_) return false;
+    if (!uring_in_use_) return false;
     io_uring_sqe* s = uring_->sqe();
     if (!s) return false;  // the caller sends through epoll
     op->fd = fd;
@@ -305,6 +319,7 @@ void EventLoop::close_uring() noexcept {
     if (!uring_) return;
     auto u = std::move(uring_);
     uring_state_ = 2;
+    uring_in_use_ = false;
     // Starved ops (not in the kernel) end with the live ones.
     while (u->starved.next != &u->starved) {
         UringOp* op = u->starved.next;

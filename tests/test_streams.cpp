@@ -69,6 +69,27 @@ TEST(Streams, EchoLineRoundTrip) {
     });
 }
 
+// The loop's own descriptors (epoll, the eventfd, the io_uring instance)
+// exist from its construction: counting descriptors inside a coroutine,
+// around the first connection of the loop, shows no change once everything
+// is closed (the ring used to be opened by the first connection).
+TEST(Streams, FirstConnectionOfALoopLeavesNoDescriptorBehind) {
+    run_test([]() -> Coro<> {
+        const int before = asyncio::testing::open_fd_count();
+        {
+            auto server = co_await asyncio::start_server(echo_lines, "127.0.0.1", 0);
+            auto [reader, writer] = co_await asyncio::open_connection("127.0.0.1", server.port());
+            writer.write("ping\n");
+            EXPECT_EQ(co_await reader.readline(), "ping\n");
+            writer.close();
+            co_await writer.wait_closed();
+            co_await close_server(server);
+        }
+        co_await asyncio::sleep(0);
+        EXPECT_EQ(asyncio::testing::open_fd_count(), before);
+    });
+}
+
 TEST(Streams, ReadAllUntilEofAndBytesSpan) {
     run_test([]() -> Coro<> {
         auto server = co_await asyncio::start_server(echo_chunks, "127.0.0.1", 0);

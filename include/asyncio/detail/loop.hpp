@@ -356,7 +356,7 @@ public:
     /// Stop using io_uring for new receives (a kernel without multishot receive).
     void uring_unsupported() noexcept;
     /// Whether this loop reads through io_uring (its ring exists).
-    bool uring_active() const noexcept { return uring_ != nullptr; }
+    bool uring_active() const noexcept { return uring_in_use_; }
     /// Batched sends (an extension, off by default; also ASYNCIO_URING_SENDS=1):
     /// the socket transports of a loop that reads through io_uring queue
     /// their writes in the ring, and each poll step submits every send of
@@ -556,6 +556,7 @@ private:
     void poll_uring(int timeout_ms);
     void run_completion(const detail::IoRun& r) noexcept;
     detail::IoRun* rearm_starved(detail::IoRun* out);
+    void open_uring() noexcept;
     void close_uring() noexcept;
     inline void run_io(const detail::IoRun& r);  // defined in events.cpp, inlined into run_forever()
     inline void run_ready_until(std::uint64_t stop);  // likewise
@@ -616,7 +617,8 @@ private:
     std::uint32_t uring_live_ = 0;   // ops armed (the poll must look at the ring)
     std::uint64_t uring_starvations_ = 0;
     bool uring_sends_ = false;  // set_uring_sends(); the constructor reads ASYNCIO_URING_SENDS
-    std::uint8_t uring_state_ = 0;   // 0 not tried yet, 1 created, 2 not available
+    std::uint8_t uring_state_ = 0;   // 1 in use, 2 not available (or no new receives), 3 created, idle
+    bool uring_in_use_ = false;      // the poll step goes through the ring
     bool epoll_hot_ = true;          // epoll may have events the ring's poll will not report again
     int epfd_ = -1;
     int wakefd_ = -1;
