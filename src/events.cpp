@@ -795,10 +795,14 @@ void EventLoop::drop_cancelled_tops() noexcept {
     ready_.release_retired();  // no slot of a replaced buffer is in use any more
 }
 
-void EventLoop::run_forever() {
+void EventLoop::check_can_run() const {
     if (closed_) throw RuntimeError("Event loop is closed");
     if (running_) throw RuntimeError("This event loop is already running");
     if (t_running_loop) throw RuntimeError("Cannot run the event loop while another loop is running");
+}
+
+void EventLoop::run_forever() {
+    check_can_run();
     running_ = true;
     // stopping_ is not reset here: a stop() before run_forever() runs one iteration (Python).
     thread_id_.store(std::this_thread::get_id(), std::memory_order_relaxed);

@@ -43,6 +43,7 @@ std::exception_ptr make_os_error(int err, const std::string& what) {
         case ENOENT: return make<FileNotFoundError>(err, what);
         case EACCES:
         case EPERM: return make<PermissionError>(err, what);
+        case EADDRINUSE: return make<AddressInUseError>(err, what);
         default: return make<OSError>(err, what);
     }
 }

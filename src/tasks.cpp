@@ -280,6 +280,8 @@ bool FutureBase::cancel(const std::string* msg) {
 bool FutureBase::future_cancel(const std::string* msg) {
     log_traceback_ = false;
     if (state_ != State::kPending) return false;
+    if (cb_tail_ && loop_ && loop_->get_debug()) [[unlikely]]
+        loop_->check_thread();  // its callbacks would be scheduled from here (Python: call_soon)
     state_ = State::kCancelled;
     if (msg) extra().cancel_msg = *msg;
     schedule_callbacks();

@@ -105,6 +105,10 @@ void set_int_opt(int fd, int level, int opt, int v, const char* what) {
 // Python's _ipaddr_info shortcut: a numeric host needs no resolver thread.
 Coro<std::vector<AddrInfo>> resolve(EventLoop& loop, std::string host, int port, int family, int type,
                                     int flags) {
+    // Python's socket module refuses such a port at connect()/bind(); the
+    // resolver would wrap it (70000 -> 4464) and reach the wrong port.
+    if (port < 0 || port > 65535)
+        throw OverflowError(std::string((flags & AI_PASSIVE) ? "bind" : "connect") + "(): port must be 0-65535.");
     if (!host.empty()) {
         unsigned char tmp[sizeof(in6_addr)];
         int fam = 0;

@@ -287,6 +287,48 @@ TEST(DebugThread, CallSoonFromAnotherThreadRaisesInDebugMode) {
     EXPECT_NE(what.find("Non-thread-safe operation"), std::string::npos) << what;
 }
 
+Coro<int> await_future(asyncio::Future<int> f) { co_return co_await f; }
+
+// Completing a future that has callbacks (a task awaits it) schedules them,
+// with call_soon in Python: from another thread, in debug mode, that raises
+// and the future stays pending (here the check comes before any change).
+TEST(DebugThread, CompletingAFutureFromAnotherThreadRaisesInDebugMode) {
+    int raised = 0;
+    run_test(
+        [&]() -> Coro<> {
+            auto& loop = asyncio::get_running_loop();
+            auto fut = loop.create_future<int>();
+            auto lonely = loop.create_future<int>();  // no callbacks: nothing to schedule, allowed (Python)
+            auto waiter = asyncio::create_task(await_future(fut));
+            co_await asyncio::sleep(0);  // the task now waits on fut
+            std::thread th([&raised, fut, lonely]() mutable {
+                try {
+                    fut.set_result(1);
+                } catch (const asyncio::RuntimeError&) {
+                    ++raised;
+                }
+                try {
+                    fut.set_exception(std::make_exception_ptr(asyncio::ValueError("x")));
+                } catch (const asyncio::RuntimeError&) {
+                    ++raised;
+                }
+                try {
+                    fut.cancel();
+                } catch (const asyncio::RuntimeError&) {
+                    ++raised;
+                }
+                lonely.set_result(3);
+            });
+            th.join();
+            EXPECT_FALSE(fut.done());
+            EXPECT_EQ(lonely.result(), 3);
+            fut.set_result(2);
+            EXPECT_EQ(co_await waiter, 2);
+        },
+        asyncio::testing::RunOptions{.debug = true});
+    EXPECT_EQ(raised, 3);
+}
+
 TEST(DebugThread, CallSoonThreadsafeIsAllowedInDebugMode) {
     run_test(
         [&]() -> Coro<> {

@@ -98,6 +98,39 @@ TEST(Run, RethrowsMainsException) {
 
 TEST(Run, InsideARunningLoopRaises) { EXPECT_EQ(asyncio::run(nested_run()), 1); }
 
+Coro<> set_flag(bool* ran) {
+    *ran = true;
+    co_return;
+}
+
+// Python checks _check_running() before it wraps the coroutine in a task:
+// a refused run_until_complete() leaves nothing behind to run later.
+TEST(RunUntilComplete, OnARunningLoopRaisesAndTheCoroutineNeverRuns) {
+    bool ran_here = false, ran_other = false;
+    asyncio::run([](bool* here, bool* other) -> Coro<> {
+        auto& loop = asyncio::get_running_loop();
+        try {
+            loop.run_until_complete(set_flag(here));
+            ADD_FAILURE() << "no exception";
+        } catch (const asyncio::RuntimeError& e) {
+            EXPECT_STREQ(e.what(), "This event loop is already running");
+        }
+        asyncio::EventLoop second;
+        try {
+            second.run_until_complete(set_flag(other));
+            ADD_FAILURE() << "no exception";
+        } catch (const asyncio::RuntimeError& e) {
+            EXPECT_STREQ(e.what(), "Cannot run the event loop while another loop is running");
+        }
+        EXPECT_TRUE(second.pending_tasks().empty());
+        second.close();
+        co_await asyncio::sleep(0);
+        co_await asyncio::sleep(0);
+    }(&ran_here, &ran_other));
+    EXPECT_FALSE(ran_here);
+    EXPECT_FALSE(ran_other);
+}
+
 TEST(Run, CancelsLeftoverTasksWaitsForThemThenCloses) {
     Log log;
     asyncio::run(spawn_and_leave(&log));

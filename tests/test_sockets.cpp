@@ -96,8 +96,10 @@ TEST(SockErrors, RaiseOsErrorMapsErrnoToPythonsClasses) {
     EXPECT_TRUE(raises_as<asyncio::TimeoutError>(ETIMEDOUT));
     EXPECT_TRUE(raises_as<asyncio::FileNotFoundError>(ENOENT));
     EXPECT_TRUE(raises_as<asyncio::PermissionError>(EACCES));
+    EXPECT_TRUE(raises_as<asyncio::AddressInUseError>(EADDRINUSE));
     EXPECT_TRUE(raises_as<asyncio::OSError>(EADDRINUSE));
     EXPECT_FALSE(raises_as<asyncio::ConnectionError>(EADDRINUSE));
+    EXPECT_FALSE(raises_as<asyncio::AddressInUseError>(EHOSTUNREACH));
     try {
         asyncio::raise_os_error(ECONNREFUSED, "connect 127.0.0.1:8080");
     } catch (const asyncio::ConnectionError& e) {

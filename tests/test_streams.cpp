@@ -607,10 +607,39 @@ TEST(Streams, AddressInUseRaisesOSError) {
         bool raised = false;
         try {
             co_await asyncio::start_server(echo_lines, "127.0.0.1", a.port(), asyncio::kDefaultLimit, opts);
-        } catch (const asyncio::OSError& e) {
+        } catch (const asyncio::AddressInUseError& e) {  // an OSError, of its own type
             raised = e.errno_value() == EADDRINUSE;
         }
         EXPECT_TRUE(raised);
+        co_await close_server(a);
+    });
+}
+
+// Python's socket module refuses a port outside 0-65535 (OverflowError);
+// the resolver alone would wrap it (70000 -> 4464) and reach another port.
+TEST(Streams, PortOutOfRangeRaisesOverflowError) {
+    run_test([]() -> Coro<> {
+        auto a = co_await asyncio::start_server(echo_lines, "127.0.0.1", 0);
+        const int wrapped = a.port() + 65536;  // would wrap to a's port
+        for (int port : {wrapped, -1}) {
+            try {
+                co_await asyncio::open_connection("127.0.0.1", port);
+                ADD_FAILURE() << "connected to port " << port;
+            } catch (const asyncio::OverflowError& e) {
+                EXPECT_STREQ(e.what(), "connect(): port must be 0-65535.");
+            }
+            try {
+                auto s = co_await asyncio::start_server(echo_lines, "127.0.0.1", port);
+                ADD_FAILURE() << "listening on " << s.port();
+                co_await close_server(s);
+            } catch (const asyncio::OverflowError& e) {
+                EXPECT_STREQ(e.what(), "bind(): port must be 0-65535.");
+            }
+        }
+        asyncio::DatagramOptions d;
+        d.remote_addr = asyncio::HostPort{"127.0.0.1", 70000};
+        EXPECT_THROW(co_await asyncio::create_datagram_endpoint([] { return std::make_shared<asyncio::DatagramProtocol>(); }, d),
+                     asyncio::OverflowError);
         co_await close_server(a);
     });
 }

@@ -40,6 +40,14 @@ public:
     using std::invalid_argument::invalid_argument;
 };
 
+/// Python's OverflowError: a number out of its range, e.g. a port outside
+/// 0-65535 given to create_connection()/create_server() (extension: Python
+/// raises it there; DESIGN.md does not list it).
+class OverflowError : public std::overflow_error {
+public:
+    using std::overflow_error::overflow_error;
+};
+
 /// The operation is not allowed in this state (asyncio.InvalidStateError).
 class InvalidStateError : public std::runtime_error {
 public:

@@ -54,14 +54,22 @@ class PermissionError : public OSError {
 public:
     using OSError::OSError;
 };
+/// EADDRINUSE (bind, listen): an OSError as in Python, where it has no class
+/// of its own; a distinct type here (extension) so it can be caught alone,
+/// as issue 6 asks. `catch (const OSError&)` still catches it.
+class AddressInUseError : public OSError {
+public:
+    using OSError::OSError;
+};
 
 /// Raise the OSError subclass Python raises for errno `err` (OSError's errno→class map).
 ///
 /// what() reads "<what>: <strerror>", e.g. "connect 127.0.0.1:8080: Connection refused".
 /// ECONNREFUSED→ConnectionRefusedError, ECONNRESET→ConnectionResetError,
 /// EPIPE/ESHUTDOWN→BrokenPipeError, ECONNABORTED→ConnectionAbortedError,
-/// ETIMEDOUT→TimeoutError, ENOENT→FileNotFoundError, EACCES/EPERM→PermissionError;
-/// anything else (EADDRINUSE, EHOSTUNREACH, ...) is a plain OSError carrying the errno.
+/// ETIMEDOUT→TimeoutError, ENOENT→FileNotFoundError, EACCES/EPERM→PermissionError,
+/// EADDRINUSE→AddressInUseError (an extension: an OSError subclass);
+/// anything else (EHOSTUNREACH, ...) is a plain OSError carrying the errno.
 [[noreturn]] void raise_os_error(int err, const std::string& what);
 /// The same mapping as an exception_ptr (for set_exception / connection_lost).
 std::exception_ptr make_os_error(int err, const std::string& what);

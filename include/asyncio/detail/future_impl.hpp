@@ -100,6 +100,12 @@ public:
         return p_;
     }
     FutureBase* raw() const noexcept { return p_; }
+    /// Debug mode, as Python's: completing a future with callbacks schedules
+    /// them (call_soon), which from another thread raises RuntimeError.
+    void check_debug_thread() const {
+        if (p_->cb_tail_ && p_->loop_->get_debug()) [[unlikely]]
+            p_->loop_->check_thread();
+    }
 
     /// await_result()'s test, inline: finished with a value (no exception).
     bool has_value_result() const noexcept {
@@ -247,6 +253,7 @@ public:
         requires(!std::is_void_v<T>)
     void set_result(U&& v) {
         base()->check_settable();
+        check_debug_thread();
         state()->value.emplace(std::forward<U>(v));
         p_->finish_ok();
     }
@@ -254,12 +261,14 @@ public:
         requires std::is_void_v<T>
     {
         base()->check_settable();
+        check_debug_thread();
         p_->finish_ok();
     }
     /// Mark done with an exception. Raises: InvalidStateError if already done;
     /// TypeError-like RuntimeError when e is null or a CancelledError (use cancel()).
     void set_exception(std::exception_ptr e) {
         base()->check_settable();
+        check_debug_thread();
         if (!e) throw ValueError("set_exception() needs an exception");
         try {
             std::rethrow_exception(e);

@@ -557,6 +557,8 @@ private:
     void run_completion(const detail::IoRun& r) noexcept;
     detail::IoRun* rearm_starved(detail::IoRun* out);
     void open_uring() noexcept;
+    /// Python's _check_closed() and _check_running(): RuntimeError unless this loop can run here.
+    void check_can_run() const;
     void close_uring() noexcept;
     inline void run_io(const detail::IoRun& r);  // defined in events.cpp, inlined into run_forever()
     inline void run_ready_until(std::uint64_t stop);  // likewise

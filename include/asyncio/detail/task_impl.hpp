@@ -510,7 +510,7 @@ T EventLoop::run_until_complete(Future<T> fut) {
 }
 template <class T>
 T EventLoop::run_until_complete(Coro<T> coro) {
-    if (closed_) throw RuntimeError("Event loop is closed");
+    check_can_run();  // before the task exists: a refused coroutine never runs (Python)
     Task<T> task = create_task(std::move(coro));
     return run_until_complete(std::move(task));
 }
