@@ -226,7 +226,7 @@ namespace {
 // _drain_helper's checks: ConnectionResetError once the connection is lost;
 // true when writing is not paused (nothing to wait for).
 bool drain_unpaused(const StreamProtocol& p) {
-    if (p.lost) throw ConnectionResetError(ECONNRESET, "Connection lost");
+    if (p.lost) throw ConnectionResetError(0, "Connection lost");  // Python: errno None
     return !p.paused_writing;
 }
 }  // namespace

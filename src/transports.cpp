@@ -1566,9 +1566,37 @@ private:
     bool closing_ = false;
 };
 
+namespace {
+// One endpoint attempt: a socket of `family`, bound to `local` and
+// connected to `remote` when given. Raises OSError.
+std::shared_ptr<DgramTransport> open_datagram(EventLoop& loop, ProtocolFactory& f, int family, const AddrInfo* local,
+                                              const AddrInfo* remote, const DatagramOptions& opts) {
+    int fd = ::socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) raise_os_error(errno, "socket");
+    FdGuard guard(&loop, fd);
+    if (opts.reuse_port) set_int_opt(fd, SOL_SOCKET, SO_REUSEPORT, 1, "setsockopt(SO_REUSEPORT)");
+    if (opts.allow_broadcast) set_int_opt(fd, SOL_SOCKET, SO_BROADCAST, 1, "setsockopt(SO_BROADCAST)");
+    if (local && ::bind(fd, local->addr.data(), local->addr.size()) < 0)
+        raise_os_error(errno, "error while attempting to bind on address " + local->addr.to_string());
+    std::optional<SockAddr> connected;
+    if (remote) {
+        if (::connect(fd, remote->addr.data(), remote->addr.size()) < 0)
+            raise_os_error(errno, "connect " + remote->addr.to_string());
+        connected = remote->addr;
+    }
+    auto t = std::make_shared<DgramTransport>(loop, guard.release(), f(), std::move(connected));
+    t->start();
+    return t;
+}
+}  // namespace
+
 Coro<std::shared_ptr<DatagramTransport>> create_datagram_endpoint(ProtocolFactory f, DatagramOptions opts) {
     EventLoop& loop = running_loop();
-    if (!opts.local_addr && !opts.remote_addr) throw ValueError("unexpected address family");
+    if (!opts.local_addr && !opts.remote_addr) {
+        // Python: a socket of that family, neither bound nor connected.
+        if (opts.family == 0) throw ValueError("unexpected address family");
+        co_return open_datagram(loop, f, opts.family, nullptr, nullptr, opts);
+    }
     std::vector<AddrInfo> locals, remotes;
     if (opts.local_addr) {
         auto c = resolve(loop, opts.local_addr->host, opts.local_addr->port, opts.family, SOCK_DGRAM, AI_PASSIVE);
@@ -1593,22 +1621,7 @@ Coro<std::shared_ptr<DatagramTransport>> create_datagram_endpoint(ProtocolFactor
             if (!remote) continue;
         }
         try {
-            int fd = ::socket(p.family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-            if (fd < 0) raise_os_error(errno, "socket");
-            FdGuard guard(&loop, fd);
-            if (opts.reuse_port) set_int_opt(fd, SOL_SOCKET, SO_REUSEPORT, 1, "setsockopt(SO_REUSEPORT)");
-            if (opts.allow_broadcast) set_int_opt(fd, SOL_SOCKET, SO_BROADCAST, 1, "setsockopt(SO_BROADCAST)");
-            if (local && ::bind(fd, local->addr.data(), local->addr.size()) < 0)
-                raise_os_error(errno, "error while attempting to bind on address " + local->addr.to_string());
-            std::optional<SockAddr> connected;
-            if (remote) {
-                if (::connect(fd, remote->addr.data(), remote->addr.size()) < 0)
-                    raise_os_error(errno, "connect " + remote->addr.to_string());
-                connected = remote->addr;
-            }
-            auto t = std::make_shared<DgramTransport>(loop, guard.release(), f(), std::move(connected));
-            t->start();
-            co_return t;
+            co_return open_datagram(loop, f, p.family, local, remote, opts);
         } catch (const OSError&) {
             errors.push_back(std::current_exception());
         }

@@ -100,6 +100,8 @@ TEST(SockErrors, RaiseOsErrorMapsErrnoToPythonsClasses) {
     EXPECT_TRUE(raises_as<asyncio::OSError>(EADDRINUSE));
     EXPECT_FALSE(raises_as<asyncio::ConnectionError>(EADDRINUSE));
     EXPECT_FALSE(raises_as<asyncio::AddressInUseError>(EHOSTUNREACH));
+    // No errno (Python's None): the message alone, no ": Success".
+    EXPECT_STREQ(asyncio::OSError(0, "Multiple exceptions: a, b").what(), "Multiple exceptions: a, b");
     try {
         asyncio::raise_os_error(ECONNREFUSED, "connect 127.0.0.1:8080");
     } catch (const asyncio::ConnectionError& e) {

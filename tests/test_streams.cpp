@@ -393,8 +393,10 @@ TEST(StreamsLazyDrain, RightAfterCloseLetsTheConnectionGoThenRaises) {
         bool raised = false;
         try {
             co_await writer.drain();  // sleep(0) lets connection_lost run, then "Connection lost"
-        } catch (const asyncio::ConnectionResetError&) {
+        } catch (const asyncio::ConnectionResetError& e) {
             raised = true;
+            EXPECT_STREQ(e.what(), "Connection lost");  // Python's message, errno None (0 here)
+            EXPECT_EQ(e.errno_value(), 0);
         }
         EXPECT_TRUE(raised);
         co_await close_server(server);

@@ -298,6 +298,31 @@ TEST(Transports, UdpRoundTripIpv4AndIpv6) {
     });
 }
 
+// Python: with neither address, `family` alone gives a socket that is not
+// bound (the kernel picks a port at the first send) nor connected; with no
+// family either, ValueError.
+TEST(Transports, UdpEndpointWithOnlyAFamily) {
+    run_test([]() -> Coro<> {
+        asyncio::DatagramOptions so;
+        so.local_addr = asyncio::HostPort{"127.0.0.1", 0};
+        auto [st, sp] = co_await asyncio::create_datagram_endpoint([] { return std::make_shared<UdpEcho>(); }, so);
+        const auto server = std::any_cast<asyncio::SockAddr>(st->get_extra_info("sockname"));
+        asyncio::DatagramOptions co;
+        co.family = AF_INET;
+        auto [ct, cp] = co_await asyncio::create_datagram_endpoint([] { return std::make_shared<UdpClient>(); }, co);
+        EXPECT_FALSE(ct->get_extra_info("peername").has_value());
+        ct->sendto("hi", server);
+        while (cp->got.empty()) co_await asyncio::sleep(0.001);
+        EXPECT_EQ(cp->got, (std::vector<std::string>{"echo:hi"}));
+        ct->close();
+        st->close();
+        const asyncio::DatagramOptions none;  // (a named object: no braced list inside co_await, g++ 12)
+        EXPECT_THROW(co_await asyncio::create_datagram_endpoint([] { return std::make_shared<UdpClient>(); }, none),
+                     asyncio::ValueError);
+        co_await asyncio::sleep(0);
+    });
+}
+
 TEST(Transports, UdpToClosedPortReportsErrorReceived) {
     run_test([]() -> Coro<> {
         asyncio::DatagramOptions so;

@@ -57,10 +57,17 @@ public:
 /// Python's OSError: a std::system_error carrying errno.
 class OSError : public std::system_error {
 public:
-    OSError(int err, const std::string& what)
-        : std::system_error(err, std::generic_category(), what) {}
-    /// The errno value (Python's OSError.errno).
+    /// what() is "<what>: <strerror(err)>"; with err 0 (Python's errno
+    /// None: "Multiple exceptions: ...", "Connection lost") just "<what>".
+    OSError(int err, const std::string& what) : std::system_error(err, std::generic_category(), what), bare_(what) {}
+    /// The errno value (Python's OSError.errno); 0 for none.
     int errno_value() const noexcept { return code().value(); }
+    const char* what() const noexcept override {
+        return code().value() == 0 ? bare_.what() : std::system_error::what();
+    }
+
+private:
+    std::runtime_error bare_;  // the message alone (a counted string: copies cannot throw)
 };
 
 /// Python's ConnectionError and its subclasses.
