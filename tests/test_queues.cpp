@@ -257,6 +257,28 @@ TEST(QueueJoin, TaskDoneCalledTooOftenRaisesValueErrorAndCountStaysRight) {
     EXPECT_TRUE(joined);
 }
 
+// Cancel safety (docs/cancel-safety.md): a cancelled join() raises
+// CancelledError and changes nothing; the count of unfinished items stays,
+// and a later join() still waits for it.
+TEST(QueueJoin, CancelledJoinLeavesTheQueueAsItWas) {
+    run_test([&]() -> asyncio::Coro<> {
+        asyncio::Queue<int> q;
+        q.put_nowait(1);
+        auto j = asyncio::create_task(q.join());
+        co_await step(1);
+        j.cancel();
+        EXPECT_THROW(co_await j, asyncio::CancelledError);
+        EXPECT_EQ(q.qsize(), 1u);
+        auto again = asyncio::create_task(q.join());
+        co_await step(2);
+        EXPECT_FALSE(again.done());
+        EXPECT_EQ(q.get_nowait(), 1);
+        q.task_done();
+        co_await again;
+        EXPECT_TRUE(again.done());
+    });
+}
+
 // ---- shutdown (Python 3.13) ----------------------------------------------------------
 
 asyncio::Coro<> expect_get_shutdown(asyncio::Queue<int>* q, Log* log) {
