@@ -727,6 +727,34 @@ TEST(WaitFor, OuterCancellationIsNeverSwallowed) {  // CPython gh-86296
     EXPECT_FALSE(reached_end);
 }
 
+asyncio::Coro<int> swallow_then_42() {
+    try {
+        co_await asyncio::sleep(3600.0);
+    } catch (const asyncio::CancelledError&) {
+    }
+    co_return 42;
+}
+asyncio::Coro<int> wait_for_swallower(bool as_task) {
+    if (as_task) co_return co_await asyncio::wait_for(asyncio::create_task(swallow_then_42()), 10.0);
+    co_return co_await asyncio::wait_for(swallow_then_42(), 10.0);
+}
+
+// Python 3.12/3.13: wait_for() is `async with timeout(): await inner`; the
+// caller's cancel() goes to the inner work, which swallows it and returns:
+// `await` gives that result, and the caller's cancelling() stays 1.
+TEST(WaitFor, InnerWorkSwallowingTheCallersCancelGivesItsResult) {
+    asyncio::testing::run_test([&]() -> asyncio::Coro<> {
+        for (bool as_task : {true, false}) {
+            auto d = asyncio::create_task(wait_for_swallower(as_task));
+            co_await asyncio::sleep(0);
+            co_await asyncio::sleep(0);
+            d.cancel();
+            EXPECT_EQ(co_await d, 42);
+            EXPECT_EQ(d.cancelling(), 1);
+        }
+    });
+}
+
 asyncio::Coro<int> wait_for_blocked(asyncio::Task<int> inner) { co_return co_await asyncio::wait_for(inner, std::nullopt); }
 
 TEST(WaitFor, CancellingTheCallerCancelsTheInnerTask) {

@@ -870,8 +870,10 @@ private:
 /// and waits as above.
 /// Raises: TimeoutError; whatever the inner work raises.
 /// Cancellation: a cancellation of the awaiting task cancels the inner work
-///   and always propagates as CancelledError (never turned into a result
-///   or a TimeoutError, unlike CPython's gh-86296).
+///   and propagates as CancelledError, never turned into a TimeoutError
+///   (unlike CPython's gh-86296). If the inner work swallows it and returns,
+///   that result is returned and the task's cancelling() stays raised, as
+///   in Python 3.12, where the awaited task's outcome is what `await` gives.
 template <class A>
 auto wait_for(A&& aw, detail::OptDelay timeout) {
     using D = std::remove_cvref_t<A>;
