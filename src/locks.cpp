@@ -61,7 +61,7 @@ Coro<bool> Condition::wait() {
     lock_->release();
     std::exception_ptr err;
     {
-        detail::ListWait<void, &detail::kConditionName> notified(&waiters_, this, false);
+        detail::ListWait<void, &detail::kConditionName> notified(&waiters_, this);
         try {
             co_await notified;
         } catch (...) {

@@ -351,6 +351,28 @@ asyncio::Coro<> event_waiter(asyncio::Event* ev, Log* log, std::string name) {
     log->push_back(name);
 }
 
+// Python's Event.wait() is a coroutine: it looks at the flag when it runs,
+// not when it is made. A wait made before set() (as create_task's or
+// gather's argument) and first run after it must not wait; one made while
+// the flag is set and run after clear() must.
+TEST(Event, AWaitLooksAtTheFlagWhenItRunsNotWhenItIsMade) {
+    run_test([]() -> asyncio::Coro<> {
+        asyncio::Event ev;
+        auto early = asyncio::create_task(ev.wait());
+        ev.set();
+        EXPECT_TRUE(co_await early);
+        auto [a, b] = co_await asyncio::gather(ev.wait(), ev.wait());
+        EXPECT_TRUE(a && b);
+        auto late = asyncio::create_task(ev.wait());  // made while set
+        ev.clear();
+        co_await asyncio::sleep(0);
+        co_await asyncio::sleep(0);
+        EXPECT_FALSE(late.done());
+        ev.set();
+        EXPECT_TRUE(co_await late);
+    });
+}
+
 TEST(Event, SetWakesEveryWaiterInFifoOrder) {
     asyncio::Event ev;
     Log log;

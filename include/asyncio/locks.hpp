@@ -99,17 +99,13 @@ private:
 template <class R, const char* const* Name>
 class ListWait : WaitNode {
 public:
-    ListWait(WaitList* l, LoopBound* owner, bool ready) noexcept {
+    ListWait(WaitList* l, LoopBound* owner) noexcept {
         list = l;
         l->set_owner(owner);
-        ready_ = ready;
     }
-    ListWait(ListWait&& o) noexcept : WaitNode(std::move(o)) {
-        list = o.list;
-        ready_ = o.ready_;
-    }
+    ListWait(ListWait&& o) noexcept : WaitNode(std::move(o)) { list = o.list; }
 
-    bool await_ready() const noexcept { return ready_; }
+    bool await_ready() const noexcept { return list->flag(); }  // now, not when made
     template <class P>
     void await_suspend(std::coroutine_handle<P> h) {
         TaskBase* t = h.promise().task();
@@ -120,9 +116,6 @@ public:
         if (task) task->check_cancel();
         if constexpr (std::is_same_v<R, bool>) return true;
     }
-
-private:
-    bool ready_;  // fits in WaitNode's tail padding
 };
 
 // The names of the primitives whose waits are ListWaits (namespace-scope
@@ -201,17 +194,17 @@ public:
     Event& operator=(const Event&) = delete;
 
     /// True if the flag is set.
-    bool is_set() const noexcept { return value_; }
+    bool is_set() const noexcept { return waiters_.flag(); }
 
     /// Set the flag and wake every waiter, in the order they started waiting.
     void set() {
-        if (value_) return;
-        value_ = true;
+        if (waiters_.flag()) return;
+        waiters_.set_flag(true);
         if (!waiters_.empty()) detail::wake_all(waiters_, *bound_loop());  // waiters: bound
     }
 
     /// Reset the flag: wait() suspends again until the next set().
-    void clear() noexcept { value_ = false; }
+    void clear() noexcept { waiters_.set_flag(false); }
 
     /// Wait until the flag is set (Python's Event.wait()); gives true.
     ///
@@ -219,7 +212,7 @@ public:
     /// Raises: RuntimeError if the event is bound to another loop.
     /// Cancellation: safe; nothing to give back.
     detail::ListWait<bool, &detail::kEventName> wait() noexcept {
-        return detail::ListWait<bool, &detail::kEventName>(&waiters_, this, value_);
+        return detail::ListWait<bool, &detail::kEventName>(&waiters_, this);
     }
 
     static constexpr const char* kName = detail::kEventName;
@@ -228,11 +221,10 @@ private:
     template <class T>
     friend class Queue;
     detail::ListWait<void, &detail::kEventName> wait_void() noexcept {
-        return detail::ListWait<void, &detail::kEventName>(&waiters_, this, value_);
+        return detail::ListWait<void, &detail::kEventName>(&waiters_, this);
     }
 
-    detail::WaitList waiters_;
-    bool value_ = false;
+    detail::WaitList waiters_;  // its flag() is the event's flag
 };
 
 /// A condition variable for tasks (Python's asyncio.Condition).

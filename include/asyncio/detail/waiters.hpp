@@ -108,6 +108,12 @@ public:
     /// so a waiter needs no pointer of its own to bind the primitive).
     void set_owner(LoopBound* o) noexcept { owner_ = o; }
     LoopBound* owner() const noexcept { return owner_; }
+    /// A flag the list's waits test when they are awaited, not when they
+    /// are made (Event's flag; always false for Condition): Python's wait()
+    /// is a coroutine that looks at the event when it runs, so
+    /// create_task(ev.wait()) before ev.set() must not wait.
+    bool flag() const noexcept { return flag_; }
+    void set_flag(bool v) noexcept { flag_ = v; }
 
 private:
     LoopBound* owner_ = nullptr;
@@ -115,6 +121,7 @@ private:
     WaitNode* tail_ = nullptr;
     std::size_t size_ = 0;
     std::uint32_t gen_ = 0;
+    bool flag_ = false;  // in gen_'s tail padding
 };
 
 inline WaitNode::~WaitNode() {
