@@ -111,11 +111,8 @@ auto make_child(A&& a) {
         return create_task(std::move(a));
     } else if constexpr (is_future_handle_v<D>) {
         return D(std::forward<A>(a));
-    } else if constexpr (coro_convertible<D>) {
-        return create_task(coro_of_t<D>(D(std::forward<A>(a))));
     } else {
-        using R = awaitable_result_t<A>;
-        return create_task(wrap_awaitable<R>(D(std::forward<A>(a))));
+        return create_task(as_coro(D(std::forward<A>(a))));
     }
 }
 
@@ -883,8 +880,7 @@ auto wait_for(A&& aw, detail::OptDelay timeout) {
     } else if constexpr (detail::is_future_handle_v<D>) {
         return detail::WaitFor<typename D::value_type, D>(D(std::forward<A>(aw)), timeout.seconds);
     } else {
-        using R = detail::awaitable_result_t<A>;
-        return wait_for(detail::wrap_awaitable<R>(D(std::forward<A>(aw))), timeout);
+        return wait_for(detail::as_coro(D(std::forward<A>(aw))), timeout);
     }
 }
 

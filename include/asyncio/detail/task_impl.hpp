@@ -378,22 +378,12 @@ Task<T> create_task(Coro<T> coro, std::string name) {
 template <class Aw>
     requires(!detail::is_coro<std::decay_t<Aw>>::value)
 auto create_task(Aw aw) {
-    if constexpr (detail::coro_convertible<Aw>) {
-        return create_task(detail::coro_of_t<Aw>(std::move(aw)));  // its own coroutine, not a wrapper
-    } else {
-        using R = detail::awaitable_result_t<Aw>;
-        return create_task(detail::wrap_awaitable<R>(std::move(aw)));
-    }
+    return create_task(detail::as_coro(std::move(aw)));
 }
 template <class Aw>
     requires(!detail::is_coro<std::decay_t<Aw>>::value)
 auto create_task(Aw aw, std::string name) {
-    if constexpr (detail::coro_convertible<Aw>) {
-        return create_task(detail::coro_of_t<Aw>(std::move(aw)), std::move(name));
-    } else {
-        using R = detail::awaitable_result_t<Aw>;
-        return create_task(detail::wrap_awaitable<R>(std::move(aw)), std::move(name));
-    }
+    return create_task(detail::as_coro(std::move(aw)), std::move(name));
 }
 
 /// The running task, or an empty handle when called from a plain callback.
