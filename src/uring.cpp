@@ -224,11 +224,25 @@ collect:
         int r = io_uring_submit_and_wait_timeout(ring, &cqe, 1, timeout_ms < 0 ? nullptr : &ts, nullptr);
         if (r < 0 && r != -ETIME && r != -EINTR && r != -EAGAIN && r != -EBUSY)
             throw OSError(-r, "io_uring_enter");
-    } else {
-        if (io_uring_sq_ready(ring) > 0) io_uring_submit(ring);
-        if (io_uring_cq_ready(ring) == 0) {
+        uring_->just_entered = true;
+    } else if (io_uring_sq_ready(ring) > 0) {
+        io_uring_submit(ring);  // (entering the kernel runs its pending completions too)
+        uring_->just_entered = true;
+    } else if (io_uring_cq_ready(ring) == 0) {
+        // Nothing to submit, no completion posted, and the loop must not
+        // wait: typically the tasks the last wait woke are ready to run.
+        // Looking for more completions costs a system call when the kernel
+        // has work pending (TASKRUN flag). Skip it once after a step that
+        // entered the kernel: what arrived since is collected by the next
+        // step, together with the replies those tasks are about to send.
+        // Never twice in a row, so a loop kept busy still sees its I/O
+        // every other iteration.
+        if (uring_->just_entered) {
+            uring_->just_entered = false;
+        } else {
             io_uring_cqe* cqe = nullptr;
             (void)io_uring_peek_cqe(ring, &cqe);  // runs the kernel's pending completions if flagged
+            uring_->just_entered = true;
         }
     }
     bool epoll_fired = false;

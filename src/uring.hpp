@@ -77,6 +77,10 @@ struct Uring {
     char* bufs = nullptr;
     int epfd = -1;
     bool epoll_armed = false;  // the multishot poll on epfd is in place
+    // The last poll step entered the kernel (waited or submitted): the
+    // next one, if it must not wait, may skip the look for completions
+    // that costs a system call (EventLoop::poll_uring()).
+    bool just_entered = false;
     UringOp live{};            // sentinel of the armed ops
     UringOp starved{};         // sentinel of the ops waiting for buffers (see above)
 

@@ -10,10 +10,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "support/run_test.hpp"
@@ -823,6 +825,42 @@ TEST(TransportsUring, TransportsReadThroughIoUringWhenTheKernelAllowsIt) {
         co_await server.wait_closed();
     });
     EXPECT_EQ(active, expect_uring());
+}
+
+// A loop that never waits (a task always ready) still receives data sent
+// from another thread: its poll step may skip a look at the ring after
+// entering the kernel (poll_uring()), never two in a row. (The kernel also
+// posts completions when an interrupt returns to the loop's thread, so this
+// guards against a poll step that stops collecting them, not against one
+// that stops entering the kernel.) In every I/O mode.
+TEST(TransportsUring, ALoopThatNeverWaitsStillReceives) {
+    std::size_t spins = 0;
+    std::string got;
+    run_test([&]() -> Coro<> {
+        asyncio::Socket listener(AF_INET, SOCK_STREAM);
+        listener.bind(asyncio::SockAddr::from_ip("127.0.0.1", 0));
+        listener.listen();
+        auto [t, c] = co_await asyncio::create_connection([] { return std::make_shared<Collector>(); }, "127.0.0.1",
+                                                          listener.getsockname().port());
+        auto [peer, addr] = co_await asyncio::get_running_loop().sock_accept(listener.fileno());
+        std::atomic<std::size_t> progress{0};
+        std::thread sender([&progress, fd = peer.fileno()] {
+            while (progress.load() < 1000) std::this_thread::yield();  // the loop is spinning
+            const char msg[] = "hello";
+            EXPECT_EQ(::send(fd, msg, 5, 0), 5);
+        });
+        constexpr std::size_t kCap = 5'000'000;
+        while (c->data.size() < 5 && spins < kCap) {
+            co_await asyncio::sleep(0);
+            progress.store(++spins);
+        }
+        sender.join();
+        got = c->data;
+        t->close();
+        co_await wait_done(c);
+    });
+    EXPECT_EQ(got, "hello");
+    EXPECT_LT(spins, std::size_t{5'000'000}) << "the loop stopped looking for I/O while busy";
 }
 
 // Data the kernel had already received when the protocol paused (later
