@@ -111,7 +111,15 @@ void FutureBase::destroy() noexcept {
         return;
     }
     t_destroying = true;
-    destroy_now();
+    // A task that finished with a result, with no callbacks and no
+    // side-table entry left (the create_task + await path): destroy_now()'s
+    // work, inline.
+    if (is_task_ && state_ == State::kFinished && !exception_ && !cb_tail_ && !has_extra_) [[likely]] {
+        if (linked()) unlink();
+        std::coroutine_handle<>::from_address(reinterpret_cast<char*>(this) - frame_offset_).destroy();
+    } else {
+        destroy_now();
+    }
     if (t_doomed_size) [[unlikely]] drain_doomed();
     t_destroying = false;
 }
