@@ -1006,11 +1006,22 @@ extern "C" void asyncio_signal_trampoline(int sig) {
 }
 }  // namespace
 
+namespace {
+// Python's signal.valid_signals(): what sigfillset() fills, which leaves out
+// the signals glibc reserves for itself (32 and 33).
+void check_signal(int sig) {
+    sigset_t all;
+    sigfillset(&all);
+    if (sig <= 0 || sig >= NSIG || sigismember(&all, sig) != 1)
+        throw ValueError("invalid signal number " + std::to_string(sig));
+}
+}  // namespace
+
 void EventLoop::set_signal_handler(int sig, Callback&& cb) {
     check_callable_use();
     if (closed_) throw RuntimeError("Event loop is closed");
-    if (sig <= 0 || sig >= NSIG) throw ValueError("invalid signal number " + std::to_string(sig));
-    if (sig == SIGKILL || sig == SIGSTOP) throw RuntimeError("signal " + std::to_string(sig) + " cannot be caught");
+    check_signal(sig);
+    if (sig == SIGKILL || sig == SIGSTOP) throw RuntimeError("sig " + std::to_string(sig) + " cannot be caught");
     if (sigpipe_[0] < 0) {
         if (::pipe2(sigpipe_, O_NONBLOCK | O_CLOEXEC) < 0) throw_os("pipe2 (signal wake-up)");
         try {
@@ -1022,24 +1033,32 @@ void EventLoop::set_signal_handler(int sig, Callback&& cb) {
             throw;
         }
     }
-    int expected = -1;
-    if (!g_signal_fd.compare_exchange_strong(expected, sigpipe_[1]) && expected != sigpipe_[1])
-        throw RuntimeError("another event loop already handles signals in this process");
-    if (signal_handlers_.size() <= static_cast<std::size_t>(sig)) signal_handlers_.resize(sig + 1);
-    auto h = std::make_shared<detail::FdCallback>();
-    h->cb = std::move(cb);
-    struct sigaction sa {};
-    sa.sa_handler = &asyncio_signal_trampoline;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
-    if (::sigaction(sig, &sa, nullptr) < 0) throw_os("sigaction");
-    if (signal_handlers_[sig]) signal_handlers_[sig]->cancelled = true;
-    signal_handlers_[sig] = std::move(h);
+    // From here on, a failure leaves no pipe behind (and no claim on the
+    // process's signals) unless another handler of this loop needs it.
+    try {
+        int expected = -1;
+        if (!g_signal_fd.compare_exchange_strong(expected, sigpipe_[1]) && expected != sigpipe_[1])
+            throw RuntimeError("another event loop already handles signals in this process");
+        if (signal_handlers_.size() <= static_cast<std::size_t>(sig)) signal_handlers_.resize(sig + 1);
+        auto h = std::make_shared<detail::FdCallback>();
+        h->cb = std::move(cb);
+        struct sigaction sa {};
+        sa.sa_handler = &asyncio_signal_trampoline;
+        sigemptyset(&sa.sa_mask);
+        sa.sa_flags = SA_RESTART;
+        if (::sigaction(sig, &sa, nullptr) < 0) throw_os("sigaction");
+        if (signal_handlers_[sig]) signal_handlers_[sig]->cancelled = true;
+        signal_handlers_[sig] = std::move(h);
+    } catch (...) {
+        release_signal_pipe_if_unused();
+        throw;
+    }
 }
 
 bool EventLoop::remove_signal_handler(int sig) {
-    check_callable_use();
-    if (sig <= 0 || sig >= NSIG) throw ValueError("invalid signal number " + std::to_string(sig));
+    // Python's has no closed check: a closed loop has no handler left.
+    if (!closed_) check_callable_use();
+    check_signal(sig);
     if (static_cast<std::size_t>(sig) >= signal_handlers_.size() || !signal_handlers_[sig]) return false;
     signal_handlers_[sig]->cancelled = true;
     signal_handlers_[sig].reset();
@@ -1047,17 +1066,23 @@ bool EventLoop::remove_signal_handler(int sig) {
     sa.sa_handler = SIG_DFL;
     sigemptyset(&sa.sa_mask);
     ::sigaction(sig, &sa, nullptr);
-    bool any = false;
-    for (auto& h : signal_handlers_) any = any || static_cast<bool>(h);
-    if (!any) {
-        int mine = sigpipe_[1];
-        g_signal_fd.compare_exchange_strong(mine, -1);
-        remove_reader(sigpipe_[0]);
-        ::close(sigpipe_[0]);
-        ::close(sigpipe_[1]);
-        sigpipe_[0] = sigpipe_[1] = -1;
-    }
+    release_signal_pipe_if_unused();
     return true;
+}
+
+void EventLoop::release_signal_pipe_if_unused() noexcept {
+    if (sigpipe_[0] < 0) return;
+    for (auto& h : signal_handlers_)
+        if (h) return;
+    int mine = sigpipe_[1];
+    g_signal_fd.compare_exchange_strong(mine, -1);
+    try {
+        remove_reader(sigpipe_[0]);
+    } catch (...) {  // (a closed loop: nothing is watched any more)
+    }
+    ::close(sigpipe_[0]);
+    ::close(sigpipe_[1]);
+    sigpipe_[0] = sigpipe_[1] = -1;
 }
 
 void EventLoop::dispatch_signals() {

@@ -383,7 +383,10 @@ StreamReader stream_reader_of(const std::shared_ptr<BufferedProtocol>& protocol)
 }
 StreamWriter stream_writer_of(std::shared_ptr<Transport> transport, const std::shared_ptr<BufferedProtocol>& protocol) {
     auto p = std::static_pointer_cast<StreamProtocol>(protocol);
-    auto r = p->reader;
+    // Python builds this writer with reader=None: its drain() never raises
+    // what the protocol's reader was given (a broken pipe raises once, from
+    // the drain it woke, then "Connection lost"). A reader nobody feeds.
+    auto r = make_loop_ref<ReaderState>(p->reader->loop, p->reader->limit);
     return StreamWriter(make_loop_ref<WriterState>(std::move(transport), std::move(p), std::move(r)));
 }
 

@@ -133,7 +133,8 @@ public:
 
     void write(std::string_view data) override {
         if (readable_) throw RuntimeError("write() on a read pipe transport");
-        if (eof_written_) throw RuntimeError("Cannot call write() after write_eof()");
+        // After write_eof() or close(), or once the pipe is lost: dropped, as
+        // Python's _UnixWritePipeTransport does (a pipe has no half-close).
         if (data.empty() || conn_lost_ || closing_) return;
         if (wpos_ == wbuf_.size()) {
             ssize_t n = write_no_sigpipe(fd_, data.data(), data.size());
@@ -160,7 +161,6 @@ public:
     void write_eof() override {
         if (readable_) throw RuntimeError("write_eof() on a read pipe transport");
         if (closing_) return;
-        eof_written_ = true;
         close();
     }
     bool can_write_eof() const override { return !readable_; }
@@ -355,7 +355,6 @@ private:
     std::exception_ptr lost_exc_;
     int conn_lost_ = 0;
     bool closing_ = false;
-    bool eof_written_ = false;
     bool paused_ = false;
     bool protocol_paused_ = false;
 };
@@ -515,6 +514,16 @@ Coro<Process> spawn(std::string path, bool search, std::vector<std::string> argv
     SubprocessRegistry& reg = SubprocessRegistry::of(loop);
     const std::optional<int> settings[3] = {opts.stdin_, opts.stdout_, opts.stderr_};
     for (int i = 0; i < 3; ++i) check_setting(settings[i], i);
+    // Everything that can be refused is refused before the child starts.
+    if (opts.limit == 0) throw ValueError("Limit cannot be <= 0");
+    auto no_nul = [](std::string_view v) {
+        if (v.find('\0') != std::string_view::npos) throw ValueError("embedded null byte");
+    };
+    no_nul(path);
+    for (const auto& a : argv) no_nul(a);
+    if (opts.env)
+        for (const auto& e : *opts.env) no_nul(e);
+    if (opts.cwd) no_nul(*opts.cwd);
 
     SpawnFds fds;
     FileActions fa;
@@ -572,8 +581,32 @@ Coro<Process> spawn(std::string path, bool search, std::vector<std::string> argv
 
     pid_t pid = -1;
     // glibc's posix_spawn reports exec failures (ENOENT, EACCES) as its result.
-    int rc = search ? ::posix_spawnp(&pid, path.c_str(), &fa.fa, &attr.a, cargv.data(), envp)
+    int rc;
+    if (search && opts.env && path.find('/') == std::string::npos) {
+        // As Popen with env=: the program is looked up in that environment's
+        // PATH (os.get_exec_path(env); os.defpath when it has none), each
+        // directory in turn; a permission error is kept unless a later
+        // directory has the program.
+        std::string dirs = "/bin:/usr/bin";
+        for (const auto& e : *opts.env)
+            if (e.rfind("PATH=", 0) == 0) dirs = e.substr(5);
+        rc = ENOENT;
+        int denied = 0;
+        for (std::size_t at = 0;;) {
+            std::size_t end = dirs.find(':', at);
+            std::string dir = dirs.substr(at, end == std::string::npos ? std::string::npos : end - at);
+            std::string full = (dir.empty() ? std::string(".") : dir) + "/" + path;
+            rc = ::posix_spawn(&pid, full.c_str(), &fa.fa, &attr.a, cargv.data(), envp);
+            if (rc == 0 || (rc != ENOENT && rc != ENOTDIR && rc != EACCES)) break;
+            if (rc == EACCES) denied = rc;
+            if (end == std::string::npos) break;
+            at = end + 1;
+        }
+        if (rc != 0 && denied) rc = denied;
+    } else {
+        rc = search ? ::posix_spawnp(&pid, path.c_str(), &fa.fa, &attr.a, cargv.data(), envp)
                     : ::posix_spawn(&pid, path.c_str(), &fa.fa, &attr.a, cargv.data(), envp);
+    }
     if (rc != 0) raise_os_error(rc, "'" + display + "'");
 
     int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));

@@ -164,6 +164,90 @@ TEST(SubprocessExec, BadStreamSettingRaisesValueError) {
     EXPECT_TRUE(raised);
 }
 
+// A NUL inside the program, an argument, the environment, the working
+// directory or a shell command would cut the string short for exec: Python
+// raises ValueError("embedded null byte"), and nothing is started.
+TEST(SubprocessExec, EmbeddedNulRaisesValueErrorAndStartsNothing) {
+    int before = asyncio::testing::open_fd_count();
+    int raised = 0;
+    asyncio::testing::run_test([&]() -> Coro<> {
+        const std::string nul("a\0b", 3);
+        std::vector<SubprocessOptions> opts(5, all_piped());
+        opts[2].env = std::vector<std::string>{"X=" + nul};
+        opts[3].cwd = "/" + nul;
+        for (int i = 0; i < 5; ++i) {
+            try {
+                if (i == 0) {
+                    auto c = asyncio::create_subprocess_exec("echo", std::vector<std::string>{nul}, opts[i]);
+                    Process p = co_await std::move(c);
+                } else if (i == 1) {
+                    auto c = asyncio::create_subprocess_exec(std::string("echo\0zzz", 8), opts[i]);
+                    Process p = co_await std::move(c);
+                } else if (i == 4) {
+                    auto c = asyncio::create_subprocess_shell(std::string("echo x\0; echo y", 15), opts[i]);
+                    Process p = co_await std::move(c);
+                } else {
+                    auto c = asyncio::create_subprocess_exec("echo", opts[i]);
+                    Process p = co_await std::move(c);
+                }
+            } catch (const asyncio::ValueError& e) {
+                ++raised;
+                EXPECT_STREQ(e.what(), "embedded null byte");
+            }
+        }
+    });
+    EXPECT_EQ(raised, 5);
+    EXPECT_EQ(asyncio::testing::open_fd_count(), before);
+}
+
+// limit = 0 is refused before the child starts (it used to be refused after,
+// leaving the child running and its stdin pipe open).
+TEST(SubprocessExec, ZeroLimitIsRefusedBeforeTheChildStarts) {
+    int before = asyncio::testing::open_fd_count();
+    bool raised = false;
+    asyncio::testing::run_test([&]() -> Coro<> {
+        SubprocessOptions o = all_piped();
+        o.limit = 0;
+        try {
+            auto c = asyncio::create_subprocess_exec("sleep", "5", o);
+            Process p = co_await std::move(c);
+        } catch (const asyncio::ValueError& e) {
+            raised = true;
+            EXPECT_STREQ(e.what(), "Limit cannot be <= 0");
+        }
+    });
+    EXPECT_TRUE(raised);
+    EXPECT_EQ(asyncio::testing::open_fd_count(), before);
+}
+
+// With env= the program is looked up in that environment's PATH, as Popen
+// does (os.get_exec_path(env); /bin:/usr/bin when it has none).
+TEST(SubprocessOptions, EnvPathIsWhereTheProgramIsLookedUp) {
+    std::vector<std::string> outs;
+    bool not_found = false;
+    asyncio::testing::run_test([&]() -> Coro<> {
+        SubprocessOptions o = piped_out();
+        o.env = std::vector<std::string>{"PATH=/nonexistent"};
+        try {
+            auto c = asyncio::create_subprocess_exec("echo", "x", o);
+            Process p = co_await std::move(c);
+        } catch (const asyncio::FileNotFoundError& e) {
+            not_found = e.errno_value() == ENOENT;
+        }
+        const std::vector<std::string> envs[] = {{"PATH=/nonexistent:/usr/bin:/bin"}, {"OTHER=1"}};
+        for (const auto& env : envs) {
+            o.env = env;
+            auto c = asyncio::create_subprocess_exec("echo", "found", o);
+            Process p = co_await std::move(c);
+            auto r = p.communicate();
+            auto [out, err] = co_await std::move(r);
+            outs.push_back(out);
+        }
+    });
+    EXPECT_TRUE(not_found);
+    EXPECT_EQ(outs, (std::vector<std::string>{"found\n", "found\n"}));
+}
+
 // ---- signals ------------------------------------------------------------------------
 
 TEST(SubprocessSignal, KilledChildHasNegativeSignalNumber) {
@@ -324,6 +408,60 @@ TEST(SubprocessStreams, WriteDrainReadlineInteractively) {
         auto w = proc.wait();
         EXPECT_EQ(co_await std::move(w), 0);
     });
+}
+
+// Python's pipe transport drops a write after write_eof() (a pipe has no
+// half-close: write_eof() closes it); communicate() then still works.
+TEST(SubprocessStreams, WriteAfterWriteEofIsDropped) {
+    std::string got;
+    asyncio::testing::run_test([&]() -> Coro<> {
+        auto c = asyncio::create_subprocess_exec("cat", all_piped());
+        Process p = co_await std::move(c);
+        p.stdin_->write("abc");
+        p.stdin_->write_eof();
+        p.stdin_->write("dropped");
+        auto r = p.communicate("dropped too");
+        auto [out, err] = co_await std::move(r);
+        got = out;
+    });
+    EXPECT_EQ(got, "abc");
+}
+
+// The stdin writer has no reader (Python: reader=None): after the child dies
+// with data pending, the drain that was waiting raises BrokenPipeError, and
+// every later drain "Connection lost" (ConnectionResetError), not the
+// broken pipe again.
+TEST(SubprocessStreams, DrainAfterABrokenPipeRaisesConnectionLost) {
+    std::vector<std::string> seen;
+    asyncio::testing::run_test([&]() -> Coro<> {
+        SubprocessOptions o;
+        o.stdin_ = asyncio::PIPE;
+        auto c = asyncio::create_subprocess_exec("sleep", "10", o);
+        Process p = co_await std::move(c);
+        p.stdin_->write(std::string(1 << 20, 'x'));  // more than the pipe holds
+        auto drain = [](asyncio::StreamWriter w) -> Coro<> { co_await w.drain(); };
+        auto first = asyncio::create_task(drain(*p.stdin_));
+        co_await asyncio::sleep(0);
+        p.kill();
+        for (int i = 0; i < 2; ++i) {
+            try {
+                if (i == 0) {
+                    co_await first;
+                } else {
+                    p.stdin_->write("x");
+                    co_await p.stdin_->drain();
+                }
+                seen.push_back("no error");
+            } catch (const asyncio::BrokenPipeError&) {
+                seen.push_back("BrokenPipeError");
+            } catch (const asyncio::ConnectionResetError& e) {
+                seen.push_back(std::string("ConnectionResetError: ") + e.what());
+            }
+        }
+        auto w = p.wait();
+        co_await std::move(w);
+    });
+    EXPECT_EQ(seen, (std::vector<std::string>{"BrokenPipeError", "ConnectionResetError: Connection lost"}));
 }
 
 TEST(SubprocessStreams, DescriptorAsStdout) {

@@ -38,7 +38,8 @@ struct SubprocessOptions {
     /// Working directory of the child (relative program paths resolve there).
     std::optional<std::string> cwd = std::nullopt;
     /// The child's whole environment as "NAME=value" entries (default: ours).
-    /// The program is still looked up in our PATH.
+    /// create_subprocess_exec() then looks the program up in this
+    /// environment's PATH (/bin:/usr/bin if it has none), as Popen does.
     std::optional<std::vector<std::string>> env = std::nullopt;
     /// Run the child in a new session (setsid), as Popen's start_new_session.
     bool start_new_session = false;

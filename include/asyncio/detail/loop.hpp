@@ -379,13 +379,21 @@ public:
     // ---- signals ---------------------------------------------------------
     /// Call f() on the loop whenever signal `sig` arrives (Python's
     /// loop.add_signal_handler). Replaces an earlier handler for sig.
-    /// Raises: ValueError for an invalid signal number; RuntimeError for
-    /// SIGKILL/SIGSTOP or a closed loop. Unix only; main-thread use, as in Python.
+    /// Raises: ValueError for a signal number outside Python's
+    /// signal.valid_signals() (0, 32, 33, >= NSIG, ...); RuntimeError for
+    /// SIGKILL/SIGSTOP, a closed loop, or when another loop handles signals.
+    /// Unix only; main-thread use, as in Python. f is a plain callback: a
+    /// coroutine function does not compile (Python raises TypeError).
     template <class F>
     void add_signal_handler(int sig, F&& f) {
+        static_assert(!detail::is_coro_object_v<std::invoke_result_t<std::decay_t<F>&>>,
+                      "add_signal_handler takes a plain callback, not a coroutine function "
+                      "(Python: TypeError); call create_task() from the callback instead");
         set_signal_handler(sig, detail::Callback(std::forward<F>(f)));
     }
-    /// Remove the handler for sig and restore the default action; true if one was set.
+    /// Remove the handler for sig and restore the default action; true if
+    /// one was set (false on a closed loop, which has none). Raises
+    /// ValueError for an invalid signal number.
     bool remove_signal_handler(int sig);
 
     // ---- tasks and futures ---------------------------------------------
@@ -548,6 +556,7 @@ private:
     void update_interest(int fd, detail::FdEntry& e);
     void disarm_now(int fd, detail::FdEntry& e);
     void set_signal_handler(int sig, detail::Callback&& cb);
+    void release_signal_pipe_if_unused() noexcept;
     void dispatch_signals();
     inline void run_once();  // defined in events.cpp, inlined into run_forever()
     [[gnu::noinline]] void drop_cancelled_tops() noexcept;
