@@ -437,6 +437,14 @@ void EventLoop::run_timer_slot(std::uint32_t slot) {
 
 void EventLoop::push_threadsafe(Callback&& cb) {
     if (closed_flag_.load(std::memory_order_acquire)) throw RuntimeError("Event loop is closed");
+    // On the running loop's own thread: straight to the ready queue, after
+    // what other threads queued before, as Python appends to _ready at once
+    // (FIFO with call_soon() and with the tasks it wakes).
+    if (thread_id_.load(std::memory_order_relaxed) == std::this_thread::get_id()) {
+        drain_inbox();
+        ready_.push(std::move(cb));
+        return;
+    }
     {
         std::lock_guard<std::mutex> lk(inbox_mu_);
         inbox_.push_back(std::move(cb));
@@ -864,7 +872,13 @@ void EventLoop::check_callable_use_slow() const {
 void EventLoop::run_timed(Callback& cb) {
     slow_reported_ = false;
     double t0 = time();
-    cb();
+    // An exception is reported here, inside the timed region, so a slow
+    // callback that raises is reported as both (Python's Handle._run).
+    try {
+        cb();
+    } catch (...) {
+        report_callback_error();
+    }
     double dt = time() - t0;
     if (dt >= slow_callback_duration_ && !slow_reported_) {
         ExceptionContext ctx;
@@ -1142,6 +1156,10 @@ std::string describe(const std::exception_ptr& e) {
 }  // namespace
 
 void EventLoop::default_exception_handler(const ExceptionContext& ctx) noexcept {
+    detail::write_exception_context(ctx);
+}
+
+void detail::write_exception_context(const ExceptionContext& ctx) noexcept {
     try {
         std::string out = ctx.message.empty() ? "Unhandled exception in event loop" : ctx.message;
         if (!ctx.task.empty()) out += "\ntask: " + ctx.task;

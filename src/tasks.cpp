@@ -16,6 +16,8 @@
 
 namespace asyncio::detail {
 
+void throw_nan_delay() { throw ValueError("Invalid delay: NaN (not a number)"); }
+
 namespace {
 // Python numbers tasks process-wide: Task-1, Task-2, ... Each thread takes
 // blocks of numbers from the shared counter, so names stay unique and
@@ -197,7 +199,9 @@ std::string FutureBase::cancel_message() const {
 
 void FutureBase::destroy_now() noexcept {
     if (is_task_) {
-        if (linked()) future_destroyed(this);  // may report it, with its name
+        // A task its closed loop let go of (unlinked) still reports an
+        // exception nobody retrieved.
+        if (linked() || log_traceback_) future_destroyed(this);  // may report it, with its name
         if (has_extra_) [[unlikely]] drop_extra();
         std::coroutine_handle<>::from_address(reinterpret_cast<char*>(this) - frame_offset_).destroy();
     } else {
@@ -378,7 +382,7 @@ void future_destroyed_slow(FutureBase* f) noexcept {
         } else {
             EventLoop* any = running_loop_or_null();
             if (any) any->call_exception_handler(ctx);
-            else std::fprintf(stderr, "%s\n%s\n", ctx.message.c_str(), ctx.task.c_str());
+            else write_exception_context(ctx);  // the loop is gone: the default handler's output
         }
     } else if (f->is_task_ && f->state_ == FutureBase::State::kPending && f->loop_) {
         ExceptionContext ctx;

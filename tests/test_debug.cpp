@@ -205,6 +205,28 @@ TEST(DebugReports, TaskHandleOutlivingTheLoopIsSafe) {
     kept = asyncio::Task<>();  // drops the frame after its loop is gone
 }
 
+// A failed task whose handle outlives its (closed, destroyed) loop still
+// says "never retrieved" when the handle goes: on stderr, the default
+// handler's words, as Python reports it when the task is collected.
+TEST(DebugReports, NeverRetrievedIsReportedWhenTheHandleOutlivesTheLoop) {
+    asyncio::Task<int> kept;
+    {
+        EventLoop loop;
+        loop.run_until_complete([](asyncio::Task<int>* out) -> Coro<> {
+            *out = asyncio::create_task(fail_soon(), "outlives");
+            co_await asyncio::sleep(0);
+            co_await asyncio::sleep(0);
+        }(&kept));
+        EXPECT_TRUE(kept.done());
+    }
+    testing::internal::CaptureStderr();
+    kept = asyncio::Task<int>();
+    const std::string err = testing::internal::GetCapturedStderr();
+    EXPECT_NE(err.find("Task exception was never retrieved"), std::string::npos) << err;
+    EXPECT_NE(err.find("outlives"), std::string::npos) << err;
+    EXPECT_NE(err.find("exception: "), std::string::npos) << err;
+}
+
 // ---- never awaited ------------------------------------------------------------
 
 TEST(DebugReports, CoroutineNeverAwaitedInDebugMode) {

@@ -356,16 +356,31 @@ TEST(CallLater, AcceptsChronoDurations) {
     h.cancel();
 }
 
-TEST(CallLater, NegativeDelayRunsLikeZero) {
+// CPython's test_call_later_negative_delays: a negative delay stays
+// negative, so when() is in the past and the more negative fires first,
+// all before a delay of 0 armed earlier.
+TEST(CallLater, NegativeDelaysKeepTheirOrderLikePython) {
     EventLoop loop;
     Log log;
-    loop.call_later(-5.0, [&] { log.push_back("neg"); });
+    const double before = loop.time();
+    loop.call_later(0.0, [&] { log.push_back("zero"); });
+    loop.call_later(-1.0, [&] { log.push_back("a"); });
+    auto h = loop.call_later(-2.0, [&] { log.push_back("b"); });
+    EXPECT_LE(h.when(), loop.time() - 2.0);
+    EXPECT_GE(h.when(), before - 2.0);
     loop.call_later(0.01, [&] {
         log.push_back("pos");
         loop.stop();
     });
     loop.run_forever();
-    EXPECT_EQ(log, (Log{"neg", "pos"}));
+    EXPECT_EQ(log, (Log{"b", "a", "zero", "pos"}));
+}
+
+TEST(CallLater, NanDelayRaisesValueErrorAsCallAt) {
+    EventLoop loop;
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    EXPECT_THROW(loop.call_later(nan, [] {}), asyncio::ValueError);
+    EXPECT_THROW(loop.call_at(nan, [] {}), asyncio::ValueError);
 }
 
 TEST(TimerHandle, CancelStopsTheTimer) {
@@ -763,6 +778,44 @@ TEST(NewEventLoop, GivesAFreshLoop) {
 }
 
 // ---- debug flag --------------------------------------------------------------------
+
+// call_soon_threadsafe() on the loop's own thread, or before the loop runs,
+// queues in one FIFO with call_soon() (Python appends both to _ready).
+TEST(CallSoonThreadsafe, KeepsFifoOrderWithCallSoon) {
+    EventLoop loop;
+    Log log;
+    loop.call_soon_threadsafe([&] { log.push_back("X"); });
+    loop.call_soon([&] { log.push_back("Y"); });
+    loop.call_soon([&] {
+        loop.call_soon_threadsafe([&] { log.push_back("x"); });
+        loop.call_soon([&] { log.push_back("y"); });
+        loop.call_soon_threadsafe([&] {
+            log.push_back("z");
+            loop.stop();
+        });
+    });
+    loop.run_forever();
+    EXPECT_EQ(log, (Log{"X", "Y", "x", "y", "z"}));
+}
+
+// Debug mode times a callback around its exception report, as Python's
+// Handle._run: a slow callback that raises is reported twice.
+TEST(Debug, ASlowCallbackThatRaisesIsReportedAsBoth) {
+    EventLoop loop;
+    loop.set_debug(true);
+    loop.slow_callback_duration(0.001);
+    Log got;
+    loop.set_exception_handler([&](EventLoop&, const asyncio::ExceptionContext& ctx) { got.push_back(ctx.message); });
+    loop.call_soon([] {
+        std::this_thread::sleep_for(5ms);
+        throw std::runtime_error("x");
+    });
+    loop.call_soon([&] { loop.stop(); });
+    loop.run_forever();
+    ASSERT_EQ(got.size(), 2u);
+    EXPECT_EQ(got[0], "Exception in callback");
+    EXPECT_EQ(got[1].rfind("Executing <Handle> took ", 0), 0u) << got[1];
+}
 
 TEST(Debug, SetDebugIsMirroredByGetDebug) {
     EventLoop loop;

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <set>
 #include <stdexcept>
+#include <limits>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -777,6 +778,19 @@ TEST(Sleep, NegativeDelayIsZero) {
         co_await asyncio::sleep(-3);
     });
     EXPECT_EQ(log, (Log{"cb1", "resumed", "cb2"}));
+}
+
+// Python 3.13: sleep(nan) raises ValueError (3.12 slept forever).
+TEST(Sleep, NanDelayRaisesValueError) {
+    std::string what;
+    run_test([&]() -> Coro<> {
+        try {
+            co_await asyncio::sleep(std::numeric_limits<double>::quiet_NaN());
+        } catch (const asyncio::ValueError& e) {
+            what = e.what();
+        }
+    });
+    EXPECT_EQ(what, "Invalid delay: NaN (not a number)");
 }
 
 TEST(Sleep, ChronoAndDoubleDelays) {

@@ -232,6 +232,12 @@ struct ExceptionContext {
     std::string task;
 };
 
+namespace detail {
+/// What the default exception handler writes to stderr (also used for a
+/// report with no loop left to handle it).
+void write_exception_context(const ExceptionContext& ctx) noexcept;
+}  // namespace detail
+
 /// An awaitable that completes when a file descriptor is readable or writable.
 ///
 /// Raises: CancelledError if the task is cancelled while waiting.
@@ -255,13 +261,18 @@ public:
     template <class F>
     Handle call_soon(F&& f) {
         check_callable_use();
+        // What call_soon_threadsafe() queued before (from a thread, or before
+        // the loop runs) goes first: one FIFO, as Python's _ready.
+        drain_inbox();
         return Handle(this, ready_.emplace(std::forward<F>(f)));
     }
-    /// Schedule f() after `delay` (seconds as double, or a std::chrono duration).
+    /// Schedule f() after `delay` (seconds as double, or a std::chrono
+    /// duration). A negative delay is kept, as in Python: when() is in the
+    /// past and the timer fires before one armed with delay 0 (it is due at
+    /// once either way). Raises ValueError for a NaN delay, as call_at().
     template <class D, class F>
     TimerHandle call_later(D delay, F&& f) {
-        double d = detail::to_seconds(delay);
-        return call_at(time() + (d > 0 ? d : 0.0), std::forward<F>(f));
+        return call_at(time() + detail::to_seconds(delay), std::forward<F>(f));
     }
     /// Schedule f() at loop time `when` (as time()); equal times fire FIFO.
     template <class F>

@@ -407,6 +407,9 @@ struct SleepResult<void> {
 
 /// co_await sleep(...). Cancellation: safe; the timer is withdrawn and
 /// CancelledError is raised at the co_await.
+/// ValueError("Invalid delay: NaN (not a number)"), as Python 3.13's sleep().
+[[noreturn, gnu::cold]] void throw_nan_delay();
+
 template <class T>
 class SleepAwaiter : Waiter, SleepResult<T> {
 public:
@@ -431,6 +434,7 @@ public:
             task_->suspend_on(h, nullptr);
             return;
         }
+        if (delay_ != delay_) [[unlikely]] throw_nan_delay();  // Python 3.13
         timer_ = task_->loop_->call_later(delay_, detail::Callback(&fired, this));
         armed_ = true;
         task_->suspend_on(h, this);
