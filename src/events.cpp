@@ -206,6 +206,9 @@ std::atomic<std::uint64_t> g_loop_serial{0};
 EventLoop::EventLoop()
     : serial_(g_loop_serial.fetch_add(1, std::memory_order_relaxed) + 1),
       io_runs_(new detail::IoRun[3 * kMaxPollEvents + kMaxStarvedRearms + 1]) {
+    anchor_ = std::make_shared<detail::LoopAnchor>();
+    anchor_->loop = this;
+    bridges_.prev = bridges_.next = &bridges_;
     epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
     if (epfd_ < 0) throw_os("epoll_create1");
     wakefd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -236,6 +239,10 @@ EventLoop::~EventLoop() {
     if (running_) {
         std::fprintf(stderr, "asyncio: fatal: event loop destroyed while running\n");
         std::abort();
+    }
+    {
+        std::lock_guard<std::mutex> lk(anchor_->mu);  // no post from another thread from here on
+        anchor_->loop = nullptr;
     }
     if (!closed_) {
         try {
@@ -434,6 +441,17 @@ void EventLoop::run_timer_slot(std::uint32_t slot) {
 }
 
 // ---- cross-thread inbox ----------------------------------------------------------
+
+bool detail::LoopAnchor::post(Callback&& cb) noexcept {
+    std::lock_guard<std::mutex> lk(mu);
+    if (!loop || !open) return false;
+    try {
+        loop->push_threadsafe(std::move(cb));
+        return true;
+    } catch (...) {  // closed
+        return false;
+    }
+}
 
 void EventLoop::push_threadsafe(Callback&& cb) {
     if (closed_flag_.load(std::memory_order_acquire)) throw RuntimeError("Event loop is closed");
@@ -930,6 +948,10 @@ void EventLoop::close() {
     for (int sig = 1; static_cast<std::size_t>(sig) < signal_handlers_.size(); ++sig)
         if (signal_handlers_[sig]) remove_signal_handler(sig);
     closed_ = true;
+    {
+        std::lock_guard<std::mutex> lk(anchor_->mu);  // a post through the anchor has finished, or will not start
+        anchor_->open = false;
+    }
     closed_flag_.store(true, std::memory_order_release);
     ready_.clear();
     {
@@ -937,6 +959,9 @@ void EventLoop::close() {
         inbox_.clear();
         inbox_nonempty_.store(false);
     }
+    // What other threads were to deliver and now never will (their post is
+    // refused or was just discarded): freed here, on the loop's thread.
+    while (bridges_.next != &bridges_) bridges_.next->discard(bridges_.next);
     for (std::size_t i = 0; i < slots_.size(); ++i) {
         TimerSlot& s = slots_[i];
         s.cb().reset();

@@ -613,6 +613,13 @@ void finish_run(EventLoop& loop) noexcept {
         loop.cancel_all_tasks();
     } catch (...) {
     }
+    // Python's Runner.close(): the default executor is shut down while the
+    // loop still runs, so a job waiting for the loop (a
+    // run_coroutine_threadsafe(...).result()) finishes instead of hanging.
+    try {
+        loop.run_until_complete(loop.shutdown_default_executor());
+    } catch (...) {
+    }
     try {
         loop.close();
     } catch (...) {

@@ -69,6 +69,9 @@ bool ConcurrentStateBase::wait(std::optional<double> seconds) const {
         return true;
     }
     double s = std::max(0.0, *seconds);
+    // Python's lock timeouts stop at PY_TIMEOUT_MAX (about 9.2e9 s); beyond
+    // it (inf, NaN included) the deadline would overflow steady_clock.
+    if (!(s <= 9.2e9)) throw OverflowError("timestamp out of range");
     auto deadline = std::chrono::steady_clock::now() +
                     std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(s));
     return c.wait_until(lk, deadline, is_done);
@@ -219,6 +222,17 @@ void ThreadPoolExecutor::shutdown(bool wait, bool cancel_futures) {
         im.shutdown = true;
         if (cancel_futures) dropped.swap(im.queue);
         im.cv.notify_all();
+        // From one of this pool's own jobs: it cannot join its own thread.
+        // As Python's (threading's join), refuse, leaving the pool shut down;
+        // its owner joins every thread later. (Detaching it let the worker
+        // outlive the pool it runs in.)
+        if (wait)
+            for (const auto& t : im.threads)
+                if (t.get_id() == std::this_thread::get_id()) {
+                    lk.unlock();
+                    dropped.clear();
+                    throw RuntimeError("cannot join current thread");
+                }
         if (wait) {
             if (im.joining) {
                 im.joined_cv.wait(lk, [&] { return im.joined; });
@@ -231,12 +245,7 @@ void ThreadPoolExecutor::shutdown(bool wait, bool cancel_futures) {
     }
     dropped.clear();  // cancels their futures (outside the lock: callbacks run)
     if (!joiner) return;
-    for (auto& t : threads) {
-        if (t.get_id() == std::this_thread::get_id())
-            t.detach();  // shutdown from one of our own jobs: it cannot join itself
-        else
-            t.join();
-    }
+    for (auto& t : threads) t.join();
     std::lock_guard<std::mutex> lk(im.mu);
     im.joined = true;
     im.joined_cv.notify_all();
@@ -254,12 +263,20 @@ Executor& EventLoop::default_executor() {
 void EventLoop::set_default_executor(std::shared_ptr<Executor> executor) {
     if (!executor) throw ValueError("set_default_executor() needs an executor");
     bool first = !default_executor_;
+    // The replaced executor is not shut down here (Python does not shut it
+    // down at all): dropping the last handle to a pool would join its
+    // threads on the loop's thread, blocking the loop, and deadlocking a job
+    // that waits for the loop. It is kept until close(), or until
+    // shutdown_default_executor() shuts it down with the current one.
+    if (default_executor_) retired_executors_.push_back(std::move(default_executor_));
     default_executor_ = std::move(executor);
     if (first) {
         // Runs in close(), before the loop stops accepting call_soon_threadsafe:
         // every job has finished (and posted its result) when close() goes on.
         add_close_hook([this] {
             default_executor_shutdown_ = true;
+            auto retired = std::move(retired_executors_);
+            for (auto& ex : retired) ex->shutdown(true);
             if (auto ex = std::move(default_executor_)) ex->shutdown(true);
         });
     }
@@ -269,8 +286,10 @@ Coro<void> EventLoop::shutdown_default_executor() {
     default_executor_shutdown_ = true;
     std::shared_ptr<Executor> ex = default_executor_;
     if (!ex) co_return;
+    std::vector<std::shared_ptr<Executor>> retired = std::move(retired_executors_);
     ConcurrentFuture<void> done;
-    std::thread helper([ex, done]() mutable {
+    std::thread helper([ex, retired, done]() mutable {
+        for (auto& r : retired) r->shutdown(true);
         ex->shutdown(true);
         try {
             done.set_result();

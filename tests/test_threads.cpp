@@ -11,6 +11,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <future>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -500,6 +501,132 @@ TEST(DefaultExecutor, RunJoinsItsThreadsAtClose) {
         co_return;
     }());
     EXPECT_TRUE(finished.load());
+}
+
+// ---- lifetimes across threads (from an audit against CPython 3.12) ----------------------------
+
+// A custom executor outlives the loop; its job finishes after asyncio::run()
+// returned (the awaiting wait_for timed out). Delivering the result used a
+// pointer to the destroyed loop; now it finds the loop gone and drops it.
+TEST(Lifetimes, AJobFinishingAfterItsLoopIsGoneIsDropped) {
+    asyncio::ThreadPoolExecutor pool(1);
+    Gate gate;
+    std::atomic<bool> job_done{false};
+    bool timed_out = false;
+    auto loop = std::make_unique<asyncio::EventLoop>();  // on the heap: ASan sees a use after it is freed
+    loop->run_until_complete([](asyncio::ThreadPoolExecutor* p, Gate* g, std::atomic<bool>* done, bool* to) -> asyncio::Coro<> {
+        auto fut = asyncio::get_running_loop().run_in_executor(p, [g, done] {
+            g->wait();
+            done->store(true);
+            return 1;
+        });
+        try {
+            co_await asyncio::wait_for(std::move(fut), 0.01);
+        } catch (const asyncio::TimeoutError&) {
+            *to = true;
+        }
+    }(&pool, &gate, &job_done, &timed_out));
+    loop->close();
+    loop.reset();
+    EXPECT_TRUE(timed_out);
+    gate.open();
+    pool.shutdown(true);  // the job ends and posts to a loop that no longer exists
+    EXPECT_TRUE(job_done.load());
+}
+
+// Cancelling a run_coroutine_threadsafe() future after its loop was
+// destroyed (the loop never ran the coroutine) touches nothing of the loop.
+TEST(Lifetimes, CancellingAfterTheLoopIsDestroyed) {
+    auto loop = std::make_unique<asyncio::EventLoop>();
+    auto f = asyncio::run_coroutine_threadsafe(add_later(1, 2), *loop);
+    loop.reset();
+    EXPECT_THROW(f.result(0.001), asyncio::TimeoutError);
+    EXPECT_TRUE(f.cancel());
+    EXPECT_TRUE(f.cancelled());
+}
+
+// Python's asyncio.run() shuts the default executor down while the loop
+// still runs: a job that waits for the loop finishes. It used to be joined
+// after the loop had stopped, and such a job waited forever (here: until
+// its 5 s timeout).
+TEST(Lifetimes, RunShutsTheDefaultExecutorDownWhileTheLoopRuns) {
+    std::atomic<int> got{0};
+    std::atomic<bool> main_done{false};
+    asyncio::run([](std::atomic<int>* out, std::atomic<bool>* done) -> asyncio::Coro<> {
+        asyncio::EventLoop* lp = &asyncio::get_running_loop();
+        (void)lp->run_in_executor(nullptr, [lp, out, done] {
+            while (!done->load()) std::this_thread::yield();  // asyncio::run() is shutting down
+            try {
+                out->store(asyncio::run_coroutine_threadsafe(add_later(1, 2), *lp).result(5.0));
+            } catch (const asyncio::TimeoutError&) {
+                out->store(-1);
+            }
+        });
+        done->store(true);
+        co_return;
+    }(&got, &main_done));
+    EXPECT_EQ(got.load(), 3);
+}
+
+// set_default_executor() does not shut the replaced pool down on the loop's
+// thread (Python does not shut it down at all): its running job may wait
+// for the loop. It used to join it there, blocking the loop.
+TEST(Lifetimes, ReplacingTheDefaultExecutorDoesNotWaitForItsJobs) {
+    std::atomic<int> seen{0};
+    asyncio::run([](std::atomic<int>* out) -> asyncio::Coro<> {
+        auto& loop = asyncio::get_running_loop();
+        auto gate = std::make_shared<std::promise<void>>();
+        std::shared_future<void> opened = gate->get_future().share();
+        (void)loop.run_in_executor(nullptr, [opened, out] {
+            out->store(opened.wait_for(std::chrono::seconds(5)) == std::future_status::ready ? 1 : -1);
+        });
+        loop.set_default_executor(std::make_shared<asyncio::ThreadPoolExecutor>(1));
+        gate->set_value();  // only reached if the line above did not wait for the job
+        co_await asyncio::to_thread([] {});
+    }(&seen));
+    EXPECT_EQ(seen.load(), 1);
+}
+
+// A job that shuts down its own pool, waiting: Python raises RuntimeError
+// ("cannot join current thread") in the job; the pool is shut down and its
+// owner joins every thread. It used to detach the thread, which then ran on
+// in a freed pool.
+TEST(Lifetimes, ShutdownFromItsOwnJobRaises) {
+    std::string what;
+    {
+        asyncio::ThreadPoolExecutor pool(2);
+        auto f = pool.submit([&pool] { pool.shutdown(true); });
+        try {
+            f.result();
+        } catch (const asyncio::RuntimeError& e) {
+            what = e.what();
+        }
+        EXPECT_THROW(pool.submit([] {}), asyncio::RuntimeError);
+    }
+    EXPECT_EQ(what, "cannot join current thread");
+}
+
+// run_in_executor() on a closed loop raises before submitting (Python's
+// _check_closed comes first): the call never runs.
+TEST(Lifetimes, RunInExecutorOnAClosedLoopRunsNothing) {
+    asyncio::ThreadPoolExecutor pool(1);
+    std::atomic<int> ran{0};
+    asyncio::EventLoop loop;
+    loop.close();
+    EXPECT_THROW(loop.run_in_executor(&pool, [&ran] { ++ran; }), asyncio::RuntimeError);
+    pool.shutdown(true);
+    EXPECT_EQ(ran.load(), 0);
+}
+
+// A timeout beyond what a lock wait takes (Python: PY_TIMEOUT_MAX) raises
+// OverflowError; it used to overflow the deadline and time out at once.
+TEST(ConcurrentFuture, HugeTimeoutsRaiseOverflowError) {
+    asyncio::ConcurrentFuture<int> f;
+    EXPECT_THROW(f.result(1e10), asyncio::OverflowError);
+    EXPECT_THROW(f.result(std::numeric_limits<double>::infinity()), asyncio::OverflowError);
+    EXPECT_THROW((void)f.exception(1e300), asyncio::OverflowError);
+    f.set_result(1);
+    EXPECT_EQ(f.result(1e9), 1);
 }
 
 }  // namespace

@@ -314,15 +314,15 @@ private:
 namespace detail {
 
 // Links a ConcurrentFuture to an asyncio Future on the loop thread (Python's
-// _chain_future). Owned by the call_soon_threadsafe callback that delivers the
-// result; if that callback is dropped on the loop's thread (the loop closed
-// first), the bridge is freed; dropped on another thread (the loop was gone),
-// it is leaked rather than touch loop-thread state from there.
+// _chain_future). Listed by the loop (BridgeLink): the source's completion
+// posts deliver() through the loop's anchor, which runs it and frees the
+// bridge; if that post is refused (the loop closed or is gone) or discarded
+// by close(), close() frees the bridge instead. Only the loop's thread ever
+// touches or frees it.
 template <class T>
-struct WrapBridge : DoneNode {
+struct WrapBridge : DoneNode, BridgeLink {
     Future<T> dst;
     ConcurrentFuture<T> src;
-    std::thread::id loop_thread = std::this_thread::get_id();
     // Nobody else holds src (run_in_executor): move the outcome out instead
     // of copying it, so the loop's thread alone owns it afterwards.
     bool exclusive;
@@ -330,6 +330,19 @@ struct WrapBridge : DoneNode {
     WrapBridge(Future<T> d, ConcurrentFuture<T> s, bool excl)
         : dst(std::move(d)), src(std::move(s)), exclusive(excl) {
         on_done = &dst_done;
+        discard = &discard_bridge;
+    }
+    ~WrapBridge() { unlink(); }
+    WrapBridge(const WrapBridge&) = delete;
+    WrapBridge& operator=(const WrapBridge&) = delete;
+    static void discard_bridge(BridgeLink* l) noexcept {
+        auto* b = static_cast<WrapBridge*>(l);
+        b->dst.raw()->remove_node(b);
+        delete b;
+    }
+    static void run_deliver(void* p) {
+        std::unique_ptr<WrapBridge> own(static_cast<WrapBridge*>(p));
+        own->deliver();
     }
     // The asyncio future completed: if it was cancelled, so is the source.
     static void dst_done(DoneNode* n, FutureBase* f) {
@@ -367,19 +380,6 @@ struct WrapBridge : DoneNode {
                 dst.set_result(std::move(*v));
         }
     }
-    struct Owner {
-        WrapBridge* b;
-        explicit Owner(WrapBridge* p) noexcept : b(p) {}
-        Owner(Owner&& o) noexcept : b(std::exchange(o.b, nullptr)) {}
-        ~Owner() {
-            if (b && b->loop_thread == std::this_thread::get_id()) delete b;
-        }
-        void operator()() {
-            WrapBridge* p = std::exchange(b, nullptr);
-            std::unique_ptr<WrapBridge> own(p);
-            p->deliver();
-        }
-    };
 };
 
 template <class T>
@@ -387,14 +387,12 @@ Future<T> wrap_future_on(EventLoop& loop, ConcurrentFuture<T> src, bool exclusiv
     Future<T> dst = loop.create_future<T>();
     auto* b = new WrapBridge<T>(dst, src, exclusive);
     dst.raw()->add_node(b);
-    EventLoop* lp = &loop;
-    src.state()->add_callback([b, lp] {
-        try {
-            lp->call_soon_threadsafe(typename WrapBridge<T>::Owner(b));
-        } catch (...) {
-            // The loop is closed: nobody can receive the result any more.
-        }
-    });
+    loop.link_bridge(b);
+    // Through the anchor: the job may finish after the loop is closed or
+    // destroyed (a custom executor outlives it); then the post is refused
+    // and close() has freed the bridge.
+    std::shared_ptr<LoopAnchor> anchor = loop.anchor();
+    src.state()->add_callback([b, anchor] { (void)anchor->post(Callback(&WrapBridge<T>::run_deliver, b)); });
     return dst;
 }
 
@@ -418,6 +416,7 @@ Future<T> wrap_future(ConcurrentFuture<T> fut, EventLoop& loop) {
 
 template <class F, class... A>
 auto EventLoop::run_in_executor(Executor* executor, F&& f, A&&... args) {
+    if (is_closed()) throw RuntimeError("Event loop is closed");  // before f is submitted (Python)
     Executor& ex = executor ? *executor : default_executor();
     auto cf = ex.submit(std::forward<F>(f), std::forward<A>(args)...);
     return detail::wrap_future_on(*this, std::move(cf), true);
@@ -511,20 +510,17 @@ template <class T>
 ConcurrentFuture<T> run_coroutine_threadsafe(Coro<T> coro, EventLoop& loop) {
     auto st = std::make_shared<detail::ConcurrentState<T>>();
     ConcurrentFuture<T> fut(st);
-    EventLoop* lp = &loop;
     std::weak_ptr<detail::ConcurrentState<T>> w = st;
-    st->add_callback([w, lp] {
+    std::shared_ptr<detail::LoopAnchor> anchor = loop.anchor();  // the loop may be gone by the cancel
+    st->add_callback([w, anchor] {
         auto s = w.lock();
         if (!s || !s->cancelled()) return;
-        try {
-            lp->call_soon_threadsafe([s] {
-                if (s->loop_task) s->loop_task.cancel();
-            });
-        } catch (...) {
-            // The loop is closed: the task is gone with it.
-        }
+        // A closed or destroyed loop: the task is gone with it.
+        (void)anchor->post(detail::Callback([s] {
+            if (s->loop_task) s->loop_task.cancel();
+        }));
     });
-    loop.call_soon_threadsafe(detail::StartThreadsafe<T>{std::move(coro), std::move(st), lp});
+    loop.call_soon_threadsafe(detail::StartThreadsafe<T>{std::move(coro), std::move(st), &loop});
     return fut;
 }
 /// A lazy awaitable that converts to a Coro (wait_for()'s result).

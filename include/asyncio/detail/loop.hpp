@@ -233,6 +233,32 @@ struct ExceptionContext {
 };
 
 namespace detail {
+/// How another thread reaches a loop that may be gone (an executor job that
+/// outlives it, a cancel from a thread): post() is call_soon_threadsafe()
+/// while the loop exists and is open, false otherwise. The loop's
+/// destructor takes the lock, so a post never overlaps it.
+struct LoopAnchor {
+    std::mutex mu;
+    EventLoop* loop = nullptr;
+    bool open = true;  // cleared by close(), under mu
+    bool post(Callback&& cb) noexcept;
+};
+
+/// Something another thread will post to the loop later (wrap_future's
+/// bridge), listed by the loop so that close() can free it if that never
+/// happens or its post is discarded (loop thread only).
+struct BridgeLink {
+    BridgeLink* prev = nullptr;
+    BridgeLink* next = nullptr;
+    void (*discard)(BridgeLink* self) noexcept = nullptr;
+    void unlink() noexcept {
+        if (!next) return;
+        prev->next = next;
+        next->prev = prev;
+        prev = next = nullptr;
+    }
+};
+
 /// What the default exception handler writes to stderr (also used for a
 /// report with no loop left to handle it).
 void write_exception_context(const ExceptionContext& ctx) noexcept;
@@ -286,6 +312,15 @@ public:
     template <class F>
     void call_soon_threadsafe(F&& f) {
         push_threadsafe(detail::Callback(std::forward<F>(f)));
+    }
+    /// Internal: this loop's anchor (see detail::LoopAnchor). Any thread.
+    const std::shared_ptr<detail::LoopAnchor>& anchor() const noexcept { return anchor_; }
+    /// Internal: list b until it unlinks itself; close() discards what is left.
+    void link_bridge(detail::BridgeLink* b) noexcept {
+        b->next = &bridges_;
+        b->prev = bridges_.prev;
+        bridges_.prev->next = b;
+        bridges_.prev = b;
     }
     /// Monotonic time in seconds (Python's loop.time()).
     double time() const noexcept;
@@ -482,6 +517,7 @@ public:
 
     // internal: the default executor (created lazily by default_executor()).
     std::shared_ptr<Executor> default_executor_;
+    std::vector<std::shared_ptr<Executor>> retired_executors_;  // replaced by set_default_executor(), shut down at close
     bool default_executor_shutdown_ = false;
     // ---- threads and sockets: END ----
 
@@ -546,6 +582,7 @@ public:
 private:
     friend class Handle;
     friend class TimerHandle;
+    friend struct detail::LoopAnchor;
     TimerHandle add_timer(double when, detail::Callback&& cb);
     /// A free timer slot, armed (its entry pushed on the heap) with an empty
     /// callback the caller sets; nothing runs in between.
@@ -612,6 +649,8 @@ private:
     };
 
     detail::ReadyQueue ready_;
+    std::shared_ptr<detail::LoopAnchor> anchor_;
+    detail::BridgeLink bridges_;  // sentinel of the link_bridge() list
     std::uint64_t serial_;  // see serial()
     // The readiness callbacks collected by this iteration's poll (at most
     // two per event, and room for run_once()'s sentinel), run in event order.
