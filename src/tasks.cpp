@@ -634,6 +634,14 @@ void report_never_awaited() noexcept {
     loop->call_exception_handler(ctx);
 }
 
+void report_never_awaited(EventLoop& loop) noexcept {
+    if (!loop.get_debug()) return;
+    ExceptionContext ctx;
+    ctx.message = "coroutine was never awaited";
+    if (running_loop_or_null() == &loop) loop.call_exception_handler(ctx);
+    else write_exception_context(ctx);  // not this thread's loop, or closed: no handler call from here
+}
+
 TaskBase* current_task_base() noexcept {
     EventLoop* l = running_loop_or_null();
     return l ? l->current_task_base() : nullptr;

@@ -160,8 +160,12 @@ std::size_t default_max_workers() {
 }
 }  // namespace
 
+ThreadPoolExecutor::ThreadPoolExecutor() : impl_(std::make_unique<Impl>()), max_workers_(default_max_workers()) {}
+
 ThreadPoolExecutor::ThreadPoolExecutor(std::size_t max_workers)
-    : impl_(std::make_unique<Impl>()), max_workers_(max_workers ? max_workers : default_max_workers()) {}
+    : impl_(std::make_unique<Impl>()), max_workers_(max_workers) {
+    if (max_workers == 0) throw ValueError("max_workers must be greater than 0");
+}
 
 ThreadPoolExecutor::~ThreadPoolExecutor() { shutdown(true); }
 

@@ -351,6 +351,53 @@ TEST(DebugThread, CompletingAFutureFromAnotherThreadRaisesInDebugMode) {
     EXPECT_EQ(raised, 3);
 }
 
+// A create_task() refused from another thread drops its coroutine unrun:
+// reported as never awaited (Python warns for it too), on stderr since the
+// loop's handler may only run on the loop's thread; the coroutine's frame is
+// freed (LSan).
+TEST(DebugThread, CreateTaskRefusedFromAnotherThreadReportsTheDroppedCoroutine) {
+    bool raised = false;
+    Reports r;
+    std::string err;
+    run_test(
+        [&]() -> Coro<> {
+            auto& loop = asyncio::get_running_loop();
+            r.install(loop);
+            ::testing::internal::CaptureStderr();
+            std::thread th([&] {
+                try {
+                    loop.create_task(nothing());
+                } catch (const asyncio::RuntimeError&) {
+                    raised = true;
+                }
+            });
+            th.join();
+            err = ::testing::internal::GetCapturedStderr();
+            co_return;
+        },
+        asyncio::testing::RunOptions{.debug = true});
+    EXPECT_TRUE(raised);
+    EXPECT_NE(err.find("coroutine was never awaited"), std::string::npos) << err;
+    EXPECT_EQ(r.count("never awaited"), 0u);  // not the handler: that would run on the wrong thread
+}
+
+// create_task() on a closed loop raises; in debug mode the dropped coroutine
+// is reported (there is no running loop to find it otherwise).
+TEST(DebugReports, CreateTaskOnAClosedDebugLoopReportsTheDroppedCoroutine) {
+    EventLoop loop;
+    loop.set_debug(true);
+    loop.close();
+    ::testing::internal::CaptureStderr();
+    EXPECT_THROW(loop.create_task(nothing()), asyncio::RuntimeError);
+    EXPECT_THROW(loop.create_task(nothing(), "named"), asyncio::RuntimeError);
+    std::string err = ::testing::internal::GetCapturedStderr();
+    std::size_t n = 0;
+    for (std::size_t at = err.find("coroutine was never awaited"); at != std::string::npos;
+         at = err.find("coroutine was never awaited", at + 1))
+        ++n;
+    EXPECT_EQ(n, 2u) << err;
+}
+
 TEST(DebugThread, CallSoonThreadsafeIsAllowedInDebugMode) {
     run_test(
         [&]() -> Coro<> {

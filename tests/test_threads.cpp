@@ -276,6 +276,23 @@ TEST(ThreadPoolExecutor, ShutdownWithCancelFuturesCancelsQueuedWork) {
     EXPECT_FALSE(busy.cancelled());
 }
 
+// Python: ThreadPoolExecutor(max_workers=0) and (-1) raise ValueError; None
+// means the default size.
+TEST(ThreadPoolExecutor, ZeroOrNegativeWorkersRaiseValueError) {
+    EXPECT_THROW(asyncio::ThreadPoolExecutor(std::size_t{0}), asyncio::ValueError);
+    EXPECT_THROW(asyncio::ThreadPoolExecutor(0), asyncio::ValueError);
+    EXPECT_THROW(asyncio::ThreadPoolExecutor(-1), asyncio::ValueError);
+    try {
+        asyncio::ThreadPoolExecutor pool(0);
+    } catch (const asyncio::ValueError& e) {
+        EXPECT_STREQ(e.what(), "max_workers must be greater than 0");
+    }
+    asyncio::ThreadPoolExecutor dflt;
+    EXPECT_GE(dflt.max_workers(), 5u);
+    EXPECT_LE(dflt.max_workers(), 32u);
+    EXPECT_EQ(asyncio::ThreadPoolExecutor(3).max_workers(), 3u);
+}
+
 TEST(ThreadPoolExecutor, SubmitAfterShutdownRaises) {
     asyncio::ThreadPoolExecutor pool(1);
     pool.shutdown();

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <chrono>
+#include <concepts>
 #include <condition_variable>
 #include <cstddef>
 #include <exception>
@@ -287,11 +288,18 @@ protected:
 /// Python's concurrent.futures.ThreadPoolExecutor: a pool of worker threads.
 ///
 /// Threads start on demand up to max_workers (default min(32, cores + 4), as
-/// Python) and are reused. The destructor calls shutdown(true).
+/// Python's max_workers=None) and are reused. The destructor calls shutdown(true).
+/// Raises: ValueError("max_workers must be greater than 0") for max_workers 0.
 /// Thread: submit() and shutdown() are safe from any thread.
 class ThreadPoolExecutor : public Executor {
 public:
-    explicit ThreadPoolExecutor(std::size_t max_workers = 0);
+    ThreadPoolExecutor();
+    explicit ThreadPoolExecutor(std::size_t max_workers);
+    /// A signed count (ThreadPoolExecutor(-1)) raises the ValueError too, rather
+    /// than becoming a huge unsigned one.
+    template <std::signed_integral I>
+    explicit ThreadPoolExecutor(I max_workers)
+        : ThreadPoolExecutor(max_workers > 0 ? static_cast<std::size_t>(max_workers) : std::size_t{0}) {}
     ~ThreadPoolExecutor() override;
     ThreadPoolExecutor(const ThreadPoolExecutor&) = delete;
     ThreadPoolExecutor& operator=(const ThreadPoolExecutor&) = delete;

@@ -389,5 +389,8 @@ inline EventLoop* running_loop_or_null() noexcept { return t_running_loop; }
 
 /// Report a coroutine destroyed without ever running (debug mode).
 void report_never_awaited() noexcept;
+/// The same against a given loop (debug mode): to its exception handler when
+/// it runs on this thread, else in the default handler's format on stderr.
+void report_never_awaited(EventLoop& loop) noexcept;
 
 }  // namespace asyncio::detail

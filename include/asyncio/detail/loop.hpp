@@ -562,6 +562,7 @@ public:
         if (debug_ || closed_) [[unlikely]] check_callable_use_slow();
     }
     [[gnu::noinline]] void check_callable_use_slow() const;
+    template <class T> void refuse_task_if_unusable(Coro<T>& coro);
     std::vector<detail::TaskBase*> pending_tasks() const;
     void attach_io_waiter(detail::IoWaiter* w);
     bool detach_io_waiter(detail::IoWaiter* w) noexcept;

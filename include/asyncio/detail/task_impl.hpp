@@ -345,9 +345,25 @@ auto as_coro(Aw aw) {
 }
 }  // namespace detail
 
+// A refused create_task() (closed loop; in debug mode, another thread) drops
+// the coroutine unrun: it is reported against that loop, as Python's
+// "coroutine ... was never awaited" warning, then destroyed here.
+template <class T>
+[[gnu::noinline]] void EventLoop::refuse_task_if_unusable(Coro<T>& coro) {
+    try {
+        check_callable_use_slow();
+    } catch (...) {
+        if (auto h = coro.release()) {
+            detail::report_never_awaited(*this);
+            h.destroy();
+        }
+        throw;
+    }
+}
+
 template <class T>
 [[gnu::always_inline]] inline Task<T> EventLoop::create_task(Coro<T> coro) {
-    check_callable_use();
+    if (debug_ || closed_) [[unlikely]] refuse_task_if_unusable(coro);
     auto h = coro.release();
     if (!h) throw RuntimeError("create_task() of an empty coroutine object");
     detail::start_task(*this, &h.promise(), h);
@@ -356,7 +372,7 @@ template <class T>
 
 template <class T>
 Task<T> EventLoop::create_task(Coro<T> coro, std::string name) {
-    check_callable_use();
+    if (debug_ || closed_) [[unlikely]] refuse_task_if_unusable(coro);
     auto h = coro.release();
     if (!h) throw RuntimeError("create_task() of an empty coroutine object");
     detail::start_task_slow(*this, &h.promise(), h, &name);
