@@ -842,6 +842,7 @@ void EventLoop::run_forever() {
             t_running_loop = nullptr;
         }
     } reset{this};
+    if (uring_in_use_) adopt_uring_thread();
     for (;;) {
         run_once();
         if (stopping_) break;

@@ -622,7 +622,9 @@ private:
             wpos_ = 0;
             return;
         }
-        if (res == -EINTR || res == -EAGAIN) res = 0;  // try again
+        // Try again; -ECANCELED: the loop retired its ring (run on another
+        // thread, src/uring.hpp) before the kernel ran the send: nothing went.
+        if (res == -EINTR || res == -EAGAIN || res == -ECANCELED) res = 0;
         if (res < 0) {
             wbuf_.clear();
             wnext_.clear();

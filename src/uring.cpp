@@ -6,10 +6,14 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 namespace asyncio {
 namespace detail {
@@ -25,19 +29,32 @@ bool uring_wanted() {
 std::unique_ptr<Uring> Uring::create(int epfd) {
     std::unique_ptr<Uring> u(new Uring());
     u->epfd = epfd;
+    // Completions are posted only when the loop asks for them, in its poll
+    // step (DEFER_TASKRUN, 6.1): not at the return of every send() from the
+    // kernel, through the signal path, as with COOP_TASKRUN. That cut the
+    // kernel's time per echo request by a tenth on 6.18 (docs/benchmarks.md).
+    // It binds the ring to one thread (SINGLE_ISSUER): the ring starts
+    // disabled and the loop's first poll step on it enables it for its
+    // thread; a loop later run on another thread retires the ring
+    // (EventLoop::retire_uring()). Older kernels: COOP_TASKRUN, then neither.
+    // ASYNCIO_URING_DEFER=0 skips the first (a comparison knob).
+    const unsigned base = IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_CQSIZE;
+    const unsigned tries[] = {base | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED,
+                              base | IORING_SETUP_COOP_TASKRUN, IORING_SETUP_CQSIZE};
+    const char* defer = std::getenv("ASYNCIO_URING_DEFER");
     io_uring_params params{};
-    // Completions are posted when the loop enters the kernel anyway (every
-    // send() and every wait does), never by interrupting it.
-    // (DEFER_TASKRUN batches them further but binds the ring to one thread,
-    // and a loop may run on several in turn; it measured no faster here.)
-    params.flags = IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_CQSIZE;
-    params.cq_entries = kCqEntries;
-    if (io_uring_queue_init_params(kEntries, &u->ring, &params) < 0) {
+    bool made = false;
+    for (unsigned i = (defer && std::strcmp(defer, "0") == 0) ? 1 : 0; i < 3 && !made; ++i) {
         params = io_uring_params{};
-        params.flags = IORING_SETUP_CQSIZE;
+        params.flags = tries[i];
         params.cq_entries = kCqEntries;
-        if (io_uring_queue_init_params(kEntries, &u->ring, &params) < 0) return nullptr;
+        made = io_uring_queue_init_params(kEntries, &u->ring, &params) >= 0;
+        if (made && i == 0) {
+            u->single_issuer = true;
+            u->enabled = false;
+        }
     }
+    if (!made) return nullptr;
     u->ring_ok = true;
     if (!(params.features & IORING_FEAT_EXT_ARG)) return nullptr;  // waits with a timeout need it (5.11)
     // The buffer ring's entries and the buffers, page-aligned, untouched
@@ -69,6 +86,12 @@ Uring::~Uring() {
     if (ring_ok) io_uring_queue_exit(&ring);  // ends every request still armed
     if (br)
         ::munmap(br, kBufCount * sizeof(io_uring_buf) + static_cast<std::size_t>(kBufCount) * kBufSize);
+}
+
+std::uint64_t Uring::this_thread_serial() noexcept {
+    static std::atomic<std::uint64_t> next{0};
+    thread_local const std::uint64_t serial = next.fetch_add(1, std::memory_order_relaxed) + 1;
+    return serial;
 }
 
 io_uring_sqe* Uring::sqe() noexcept {
@@ -188,6 +211,18 @@ void EventLoop::uring_unsupported() noexcept {
 // completions, and epoll's events when its poll fired (or may still have
 // some: epoll is level-triggered, the ring's poll reports only changes).
 void EventLoop::poll_uring(int timeout_ms) {
+    if (!uring_->enabled) [[unlikely]] {
+        // The first poll step on a DEFER_TASKRUN ring: it becomes this thread's.
+        // (The syscall itself: Debian 12's liburing 2.3 declares
+        // io_uring_enable_rings() but does not export it.)
+        if (::syscall(__NR_io_uring_register, uring_->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS, nullptr, 0) < 0) {
+            retire_uring();  // cannot happen on a kernel that made the ring; epoll then
+            io_count_ = static_cast<std::uint32_t>(collect_epoll(timeout_ms, io_runs_.get()) - io_runs_.get());
+            return;
+        }
+        uring_->enabled = true;
+        uring_->owner = Uring::this_thread_serial();
+    }
     io_uring* ring = &uring_->ring;
     IoRun* const first = io_runs_.get();
     IoRun* out = first;
@@ -326,6 +361,51 @@ void EventLoop::run_completion(const IoRun& r) noexcept {
     } catch (...) {
         report_callback_error();
     }
+}
+
+// The loop runs on another thread than the one its DEFER_TASKRUN ring was
+// enabled for (run_forever()): that thread alone may enter the kernel for
+// the ring. Run the completions already posted (data the kernel took from
+// the sockets), then end the ring as close does: each live op gets its final
+// -ECANCELED, and its owner goes on through epoll (a receive the kernel had
+// not run leaves its data in the socket; a send it had not run is sent again).
+void EventLoop::adopt_uring_thread() noexcept {
+    if (uring_ && uring_->single_issuer && uring_->enabled && uring_->owner != Uring::this_thread_serial())
+        retire_uring();
+}
+
+void EventLoop::retire_uring() noexcept {
+    if (!uring_) return;
+    io_uring* ring = &uring_->ring;
+    std::vector<IoRun> runs;
+    unsigned head;
+    unsigned seen = 0;
+    io_uring_cqe* cqe;
+    try {
+        io_uring_for_each_cqe(ring, head, cqe) {
+            ++seen;
+            const std::uint64_t tag = cqe->user_data;
+            if (tag == Uring::kEpollTag || tag == Uring::kIgnoreTag) continue;
+            auto* op = reinterpret_cast<UringOp*>(static_cast<std::uintptr_t>(tag));
+            runs.push_back(IoRun{nullptr, 0, cqe->flags, !(cqe->flags & IORING_CQE_F_MORE), cqe->res, op});
+        }
+    } catch (...) {  // out of memory: the completions not copied are lost with the ring
+    }
+    io_uring_cq_advance(ring, seen);
+    for (const IoRun& r : runs) {
+        if (r.read) {  // final: the op is no longer the kernel's
+            Uring::unlink(r.op);
+            r.op->prev = r.op->next = nullptr;
+            --uring_live_;
+        }
+        try {
+            r.op->complete(r.op, r.res, r.gen, r.read);
+        } catch (...) {
+            report_callback_error();
+        }
+    }
+    close_uring();
+    ++uring_retirements_;
 }
 
 // At close: end every request, then tell each op still live that it is over.

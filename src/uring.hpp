@@ -23,11 +23,17 @@
 //   step re-arms the oldest kStarvedBudget of them after the completions
 //   have given their buffers back. A cancel of a starved op is answered by
 //   the loop itself with the final -ECANCELED.
+// - Where the kernel has it (6.1), the ring defers its completion work until
+//   the poll step asks for it (DEFER_TASKRUN), which binds it to one thread.
+//   A loop run later on another thread retires its ring: the completions
+//   already posted are run, every live op then ends with -ECANCELED, and the
+//   transports read (and send) through epoll from then on (retire_uring()).
 #pragma once
 
 #include <liburing.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 
 #include "asyncio/detail/loop.hpp"
@@ -81,6 +87,14 @@ struct Uring {
     // next one, if it must not wait, may skip the look for completions
     // that costs a system call (EventLoop::poll_uring()).
     bool just_entered = false;
+    // DEFER_TASKRUN rings (Uring::create()): only one thread may enter the
+    // kernel for them, the one whose poll step enabled the ring.
+    bool single_issuer = false;
+    bool enabled = true;
+    std::uint64_t owner = 0;  // this_thread_serial() of that thread
+    /// A number no other thread of the process ever gets (std::thread::id
+    /// and gettid() values are reused once a thread has ended).
+    static std::uint64_t this_thread_serial() noexcept;
     UringOp live{};            // sentinel of the armed ops
     UringOp starved{};         // sentinel of the ops waiting for buffers (see above)
 

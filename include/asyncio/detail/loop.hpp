@@ -417,6 +417,9 @@ public:
     /// How many times a receive ran out of provided buffers and waited to be
     /// re-armed (a test and diagnostic counter).
     std::uint64_t uring_starvations() const noexcept { return uring_starvations_; }
+    /// How many times the loop gave up its ring because it ran on another
+    /// thread than the ring's (src/uring.hpp); for tests.
+    std::uint64_t uring_retirements() const noexcept { return uring_retirements_; }
     /// co_await loop.wait_readable(fd): suspend until fd is readable (an extension).
     FdReady wait_readable(int fd);
     /// co_await loop.wait_writable(fd): suspend until fd is writable (an extension).
@@ -618,6 +621,10 @@ private:
     /// Python's _check_closed() and _check_running(): RuntimeError unless this loop can run here.
     void check_can_run() const;
     void close_uring() noexcept;
+    // A loop run on another thread than its DEFER_TASKRUN ring's: retire the
+    // ring (src/uring.cpp); run_forever() calls the first.
+    void adopt_uring_thread() noexcept;
+    void retire_uring() noexcept;
     inline void run_io(const detail::IoRun& r);  // defined in events.cpp, inlined into run_forever()
     inline void run_ready_until(std::uint64_t stop);  // likewise
     inline void run_callback(detail::Callback& cb);  // likewise
@@ -678,6 +685,7 @@ private:
     std::unique_ptr<detail::Uring> uring_;
     std::uint32_t uring_live_ = 0;   // ops armed (the poll must look at the ring)
     std::uint64_t uring_starvations_ = 0;
+    std::uint64_t uring_retirements_ = 0;
     bool uring_sends_ = false;  // set_uring_sends(); the constructor reads ASYNCIO_URING_SENDS
     std::uint8_t uring_state_ = 0;   // 1 in use, 2 not available (or no new receives), 3 created, idle
     bool uring_in_use_ = false;      // the poll step goes through the ring
