@@ -50,6 +50,27 @@ void ReaderState::grow(std::size_t want) {
     tail = used;
 }
 
+void ReaderState::unread(std::string_view d) {
+    if (d.empty()) return;
+    if (head >= d.size()) {
+        head -= d.size();
+    } else {
+        reserve(d.size());  // compacts to head == 0
+        std::memmove(buf + d.size(), buf, tail);
+        tail += d.size();
+    }
+    std::memcpy(buf + head, d.data(), d.size());
+    if (transport && !paused && size() > 2 * limit) pause_transport();
+}
+
+void ReadAwaiter::put_back() noexcept {
+    try {
+        s->unread(direct_);
+    } catch (...) {  // out of memory: the bytes are lost with the read
+    }
+    direct_.clear();
+}
+
 void ReaderState::pause_transport() {
     transport->pause_reading();
     paused = true;
@@ -64,6 +85,7 @@ bool on_data_wait_cancel(Waiter* w, TaskBase* task, const std::string* msg) {
     auto* self = static_cast<DataWaitBase*>(w);
     if (self->s->waiter != self) return false;
     self->s->waiter = nullptr;
+    self->s->direct = nullptr;
     task->wake_cancelled(msg);
     return true;
 }
@@ -107,7 +129,7 @@ struct DataWait : DataWaitBase {
     void await_resume() { t->check_cancel(); }
 };
 
-struct StreamProtocol final : BufferedProtocol, WriteFlow, std::enable_shared_from_this<StreamProtocol> {
+struct StreamProtocol final : BufferedProtocol, DirectSink, WriteFlow, std::enable_shared_from_this<StreamProtocol> {
     ReaderRef reader;
     std::shared_ptr<ClientConnectedCallback> cb;
     Transport* transport = nullptr;
@@ -151,6 +173,7 @@ struct StreamProtocol final : BufferedProtocol, WriteFlow, std::enable_shared_fr
         for (auto& w : ws)
             if (!w.done()) w.set_result();
     }
+    bool take_direct(std::string_view d) override { return reader->take_direct(d); }
     std::span<char> get_buffer(std::size_t) override {
         reader->reserve(kMinRecv);
         return {reader->buf + reader->tail, reader->cap - reader->tail};

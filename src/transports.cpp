@@ -310,6 +310,7 @@ public:
         sop_.t = this;
         p_ = dynamic_cast<Protocol*>(proto_.get());
         if (!p_) bp_ = dynamic_cast<BufferedProtocol*>(proto_.get());
+        if (bp_) sink_ = dynamic_cast<detail::DirectSink*>(bp_);
         if (!p_ && !bp_) {
             close_fd(loop, fd_);
             throw ValueError("a stream transport needs a Protocol or a BufferedProtocol");
@@ -523,6 +524,14 @@ private:
                 fatal_error(std::current_exception(), "Fatal error: protocol.data_received() call failed.");
             }
             return;
+        }
+        if (sink_) {
+            try {
+                if (sink_->take_direct(d)) return;
+            } catch (...) {
+                fatal_error(std::current_exception(), "Fatal error: protocol.buffer_updated() call failed.");
+                return;
+            }
         }
         while (!d.empty()) {
             std::span<char> b;
@@ -873,6 +882,7 @@ private:
     EventLoop* loop_;
     Protocol* p_ = nullptr;
     BufferedProtocol* bp_ = nullptr;
+    detail::DirectSink* sink_ = nullptr;  // bp_ when it takes chunks directly (streams)
     std::size_t wpos_ = 0;
     std::string wbuf_;
     // Reading through the loop's io_uring (see received()).

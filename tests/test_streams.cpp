@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -293,6 +294,59 @@ TEST(StreamsLazyRead, CancelledWhileWaitingLosesNothingAndFreesTheReader) {
         EXPECT_TRUE(cancelled);
         reader.feed_data("hello");
         EXPECT_EQ(co_await reader.read(5), "hello");  // no "already waiting" error: the slot was freed
+    });
+}
+
+namespace {
+// Cancels the victim task when data comes.
+struct CancelOnData : asyncio::Protocol {
+    std::optional<asyncio::Task<std::string>>* victim = nullptr;
+    void data_received(std::string_view) override {
+        if (*victim) (*victim)->cancel();
+    }
+};
+Coro<std::string> read_100(StreamReader reader) { co_return co_await reader.read(100); }
+}  // namespace
+
+// A read woken by its data and cancelled before it resumes: the data stays
+// in the reader. (Over io_uring the chunk goes straight into the waiting
+// read's result, ReaderState::take_direct(): the cancellation must put it
+// back.) Both sends happen before the loop looks, so the read's data and
+// the cancelling connection's data are collected in one poll step, in that
+// order, and the read resumes only in the next iteration.
+TEST(StreamsLazyRead, CancelledAfterItsDataCameLosesNothing) {
+    run_test([]() -> Coro<> {
+        auto& loop = asyncio::get_running_loop();
+        asyncio::Socket listener(AF_INET, SOCK_STREAM);
+        listener.bind(asyncio::SockAddr::from_ip("127.0.0.1", 0));
+        listener.listen();
+        const int port = listener.getsockname().port();
+        auto [reader, writer] = co_await asyncio::open_connection("127.0.0.1", port);
+        auto [peer1, addr1] = co_await loop.sock_accept(listener.fileno());
+        std::optional<asyncio::Task<std::string>> victim;
+        auto proto = std::make_shared<CancelOnData>();
+        proto->victim = &victim;
+        auto factory = [proto] { return proto; };
+        auto [t2, p2] = co_await asyncio::create_connection(factory, "127.0.0.1", port);
+        auto [peer2, addr2] = co_await loop.sock_accept(listener.fileno());
+        victim = asyncio::create_task(read_100(reader));
+        co_await asyncio::sleep(0);
+        co_await asyncio::sleep(0);  // the read waits
+        EXPECT_EQ(::send(peer1.fileno(), "hello", 5, 0), 5);
+        EXPECT_EQ(::send(peer2.fileno(), "x", 1, 0), 1);
+        bool cancelled = false;
+        try {
+            (void)co_await *victim;
+        } catch (const asyncio::CancelledError&) {
+            cancelled = true;
+        }
+        EXPECT_TRUE(cancelled);
+        std::string rest = co_await asyncio::wait_for(reader.read(100), 10.0);  // lost: TimeoutError
+        EXPECT_EQ(rest, "hello");
+        victim.reset();
+        t2->close();
+        writer.close();
+        co_await writer.wait_closed();
     });
 }
 

@@ -56,6 +56,18 @@ public:
     virtual bool eof_received() { return false; }
 };
 
+namespace detail {
+/// Internal: a BufferedProtocol that can take a received chunk without a
+/// copy into its buffer (the streams' protocol hands it straight to a
+/// waiting read()). False: it did not, deliver as usual.
+struct DirectSink {
+    virtual bool take_direct(std::string_view data) = 0;
+
+protected:
+    ~DirectSink() = default;
+};
+}  // namespace detail
+
 /// Callbacks of a datagram endpoint (Python's asyncio.DatagramProtocol).
 class DatagramProtocol : public BaseProtocol {
 public:

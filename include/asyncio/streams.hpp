@@ -80,6 +80,11 @@ struct ReaderState {
     std::exception_ptr exc;
     Transport* transport = nullptr;
     DataWaitBase* waiter = nullptr;
+    // The waiting read(n)'s result, while its buffer is empty: a chunk
+    // received through io_uring goes there directly (take_direct()), one
+    // copy fewer. Cleared whenever the waiter leaves.
+    std::string* direct = nullptr;
+    std::size_t direct_max = 0;
 
     ReaderState(EventLoop* l, std::size_t lim);
     ~ReaderState();
@@ -98,6 +103,17 @@ struct ReaderState {
         if (head == tail) head = tail = 0;
     }
     void clear() noexcept { head = tail = 0; }
+    /// A received chunk as the waiting read's result, if one waits for at
+    /// most d.size() bytes on an empty buffer.
+    bool take_direct(std::string_view d) {
+        if (!direct || d.size() > direct_max || tail != head) return false;
+        *direct = std::string(d.data(), d.size());  // (construct + move: cheaper than assign())
+        wakeup();
+        return true;
+    }
+    /// Put bytes back in front of the buffer (a read cancelled after its
+    /// data came directly: nothing is lost).
+    void unread(std::string_view d);
     /// read(n)'s result: up to n buffered bytes, taken (one return object, so no copy of it).
     std::string read_up_to(std::size_t n) {
         std::size_t k = std::min(n, size());
@@ -142,6 +158,7 @@ struct DataWaitBase : Waiter {
 };
 
 inline void ReaderState::wakeup() {
+    direct = nullptr;
     if (DataWaitBase* w = waiter) {
         waiter = nullptr;
         w->t->wake();
@@ -170,7 +187,12 @@ public:
     }
     ReadAwaiter(const ReadAwaiter&) = delete;
     ~ReadAwaiter() {
-        if (s->waiter == this) s->waiter = nullptr;  // destroyed while waiting (its task was)
+        if (s->waiter == this) {  // destroyed while waiting (its task was)
+            s->waiter = nullptr;
+            s->direct = nullptr;
+        }
+        if (!direct_.empty()) [[unlikely]]
+            put_back();  // destroyed between its wake-up and its resumption
     }
     bool await_ready() {
         if (slow_) return false;
@@ -188,6 +210,7 @@ public:
         if (slow_) [[unlikely]]
             return slow_.await_resume();
         if (t) {  // woken: a pending cancellation, then the reader's error
+            if (!direct_.empty()) return take_direct_result();
             t->check_cancel();
             s->check_exc();
         }
@@ -202,10 +225,24 @@ private:
         t = task;
         cancel = &on_data_wait_cancel;
         s->waiter = this;
+        s->direct = &direct_;
+        s->direct_max = static_cast<std::size_t>(n_);
         task->suspend_on(h, this);
     }
+    // Data that came straight into direct_ is the result (as Python, which
+    // checks the error before waiting, not after); a cancellation that
+    // came after it puts the data back first.
+    std::string take_direct_result() {
+        if (t->cancel_pending()) [[unlikely]] {
+            put_back();
+            t->check_cancel();
+        }
+        return std::move(direct_);
+    }
+    void put_back() noexcept;
     std::ptrdiff_t n_;
     CoroAwaiter<std::string> slow_;
+    std::string direct_;
 };
 
 /// What StreamReader::read() returns: a lazy awaitable (nothing happens

@@ -330,6 +330,8 @@ struct TaskBase : FutureBase {
     void check_cancel() {
         if (throw_cancel_) raise_cancel();
     }
+    /// Whether check_cancel() would raise.
+    bool cancel_pending() const noexcept { return throw_cancel_; }
     [[noreturn]] void raise_cancel();
     /// Wake from a wait that cancel() interrupted: the awaiter will raise.
     void wake_cancelled(const std::string* msg);
