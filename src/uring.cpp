@@ -392,18 +392,7 @@ void EventLoop::retire_uring() noexcept {
     } catch (...) {  // out of memory: the completions not copied are lost with the ring
     }
     io_uring_cq_advance(ring, seen);
-    for (const IoRun& r : runs) {
-        if (r.read) {  // final: the op is no longer the kernel's
-            Uring::unlink(r.op);
-            r.op->prev = r.op->next = nullptr;
-            --uring_live_;
-        }
-        try {
-            r.op->complete(r.op, r.res, r.gen, r.read);
-        } catch (...) {
-            report_callback_error();
-        }
-    }
+    for (const IoRun& r : runs) run_completion(r);  // (a starved op is ended by close_uring() below)
     close_uring();
     ++uring_retirements_;
 }
